@@ -12,6 +12,14 @@
 
 #define BE_VERSION "0.1.0"
 
+#if defined(__GNUC__)
+#define BE_LIKELY(x) __builtin_expect(!!(x), 1)
+#define BE_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define BE_LIKELY(x) (x)
+#define BE_UNLIKELY(x) (x)
+#endif
+
 /* JSON -> Lua (decode.c) */
 typedef struct be_decode_opts {
     int keep_nulls;     /* null -> blandeval.null instead of an absent value */

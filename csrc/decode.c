@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
 
 #include "blandeval.h"
 
@@ -26,6 +29,19 @@
 #define STACK_CHUNK 64
 #define INLINE_FRAMES 32
 #define INLINE_BUF 512
+
+/* Short strings (Lua interns up to 40 bytes, hashing every byte) repeat a lot
+ * in API pages: every key, and values such as ids, enums and timestamps. A
+ * small direct-mapped cache of the strings already pushed saves most of that
+ * hashing; inputs too small to repay clearing it skip it. */
+#define SCACHE_SIZE 256
+#define SCACHE_MAX_LEN 40
+#define SCACHE_MIN_INPUT 4096
+
+typedef struct scache_entry {
+    const unsigned char *src;   /* the string's bytes in the input; NULL: empty */
+    size_t len;
+} scache_entry;
 
 typedef struct frame {
     int base;                 /* stack slot of the table, or of the first pending value */
@@ -40,7 +56,8 @@ typedef struct dec {
     const unsigned char *start, *end;
     frame *frames;            /* inline_frames, or a userdata in frames_slot */
     int depth, frames_cap;
-    int frames_slot, scratch_slot;
+    int frames_slot, scratch_slot, scache_slot;
+    int use_scache;
     unsigned char *scratch;   /* unescape buffer: inline_buf, or a userdata in scratch_slot */
     size_t scratch_cap;
     int room;                 /* stack slots known to be free above the top */
@@ -51,6 +68,7 @@ typedef struct dec {
     int err_found;
     frame inline_frames[INLINE_FRAMES];
     unsigned char inline_buf[INLINE_BUF];
+    scache_entry scache[SCACHE_SIZE];
 } dec;
 
 /* Bytes a string scan must stop at: '"', '\\', control characters, and every
@@ -125,32 +143,32 @@ static void flush(dec *d, frame *f)
     f->flushed = 1;
 }
 
-/* Makes room for n more values. Too many pending values flush the innermost
- * container, which is always at an element boundary when this is called; the
- * flush itself needs 3 slots. */
+/* Makes room for n more values (and STACK_CHUNK beyond, so that this runs
+ * once per few dozen values). */
 static int ensure(dec *d, int n)
 {
-    lua_State *L = d->L;
-    int want = STACK_CHUNK + n;
-
-    if (lua_gettop(L) - d->values_base > PENDING_LIMIT || !lua_checkstack(L, want)) {
-        frame *f = d->depth > 0 ? &d->frames[d->depth - 1] : NULL;
-        if (f != NULL && !f->flushed && f->count > 0 && lua_checkstack(L, 3))
-            flush(d, f);
-        if (!lua_checkstack(L, want))
-            return 0;
-    }
-    d->room = want;
+    if (!lua_checkstack(d->L, STACK_CHUNK + n))
+        return 0;
+    d->room = STACK_CHUNK + n;
     return 1;
 }
 
 /* Reserves n stack slots for the values about to be pushed. */
-static int need(dec *d, int n, const unsigned char *at)
+static inline int need(dec *d, int n, const unsigned char *at)
 {
-    if (d->room < n && !ensure(d, n))
+    if (BE_UNLIKELY(d->room < n) && !ensure(d, n))
         return fail_plain(d, at, "nesting too deep for the Lua stack");
     d->room -= n;
     return 1;
+}
+
+/* Called when container f has just taken a complete element: when the values
+ * waiting on the stack are too many, f (the innermost container, and at an
+ * element boundary) moves its elements into its table now. */
+static void relieve(dec *d, frame *f)
+{
+    if (lua_gettop(d->L) - d->values_base > PENDING_LIMIT && lua_checkstack(d->L, 3))
+        flush(d, f);
 }
 
 /* Frames beyond the inline ones live in a userdata kept in frames_slot. */
@@ -265,6 +283,113 @@ static size_t put_utf8(unsigned char *o, unsigned cp)
     return 4;
 }
 
+/* Skips bytes that need no attention in a string, eight at a time while
+ * eight remain before the end, then one at a time (the NUL after the input
+ * stops that loop). In a word with a hit, the lowest flagged byte is exact:
+ * the borrows of the zero-byte test only ever flag bytes above a true hit. */
+static inline const unsigned char *scan_plain(const unsigned char *p,
+                                              const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* sixteen at a time: one signed compare flags both the control bytes and
+     * the bytes >= 0x80 (negative as signed chars) */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        int hit = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                              _mm_cmpeq_epi8(v, bslash)),
+                                                 _mm_cmplt_epi8(v, space)));
+        if (hit)
+            return p + __builtin_ctz((unsigned)hit);
+        p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+        uint64_t v, q, b, hit;
+        memcpy(&v, p, 8);
+        q = v ^ (ones * '"');
+        b = v ^ (ones * '\\');
+        hit = (((v - ones * 0x20) & ~v)      /* a byte below 0x20 */
+             | ((q - ones) & ~q)             /* a quote */
+             | ((b - ones) & ~b)             /* a backslash */
+             | v) & highs;                   /* a byte >= 0x80 */
+        if (hit) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return p + (__builtin_ctzll(hit) >> 3);
+#else
+            break;
+#endif
+        }
+        p += 8;
+    }
+    while (!str_stop[*p])
+        p++;
+    return p;
+}
+
+/* memcmp for the short strings of the cache, without the call. */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, size_t len)
+{
+    uint64_t x, y;
+    size_t i;
+
+    if (len < 8) {
+        for (i = 0; i < len; i++)
+            if (a[i] != b[i])
+                return 0;
+        return 1;
+    }
+    for (i = 0; i + 8 < len; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return 0;
+    }
+    memcpy(&x, a + len - 8, 8);
+    memcpy(&y, b + len - 8, 8);
+    return x == y;
+}
+
+static inline unsigned scache_hash(const unsigned char *s, size_t len)
+{
+    uint64_t a = 0, b = 0;
+
+    if (len >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+    } else
+        memcpy(&a, s, len);
+    a ^= (b + len) * 0x9E3779B97F4A7C15u;
+    return (unsigned)((a * 0x9E3779B97F4A7C15u) >> 56) & (SCACHE_SIZE - 1);
+}
+
+/* Pushes the string [s, s+len), from the cache when it was seen before. */
+static inline void push_string(dec *d, const unsigned char *s, size_t len)
+{
+    lua_State *L = d->L;
+    scache_entry *e;
+    unsigned h;
+
+    if (!d->use_scache || len > SCACHE_MAX_LEN) {
+        lua_pushlstring(L, (const char *)s, len);
+        return;
+    }
+    h = scache_hash(s, len);
+    e = &d->scache[h];
+    if (e->len == len && e->src != NULL && same_bytes(e->src, s, len)) {
+        lua_rawgeti(L, d->scache_slot, (int)h + 1);
+        return;
+    }
+    lua_pushlstring(L, (const char *)s, len);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, d->scache_slot, (int)h + 1);
+    e->src = s;
+    e->len = len;
+}
+
 /* Finishes a string from its first backslash at p, having already seen the
  * plain bytes [s, p). Unescapes into the scratch buffer and pushes the result.
  * Returns the byte after the closing quote, or NULL on bad input. */
@@ -280,8 +405,7 @@ static const unsigned char *string_escaped(dec *d, const unsigned char *s,
         const unsigned char *run = p;
         unsigned c;
 
-        while (!str_stop[*p])
-            p++;
+        p = scan_plain(p, d->end);
         while (*p >= 0x80) {
             int n = utf8_len(p, &bad);
             if (n == 0) {
@@ -290,8 +414,7 @@ static const unsigned char *string_escaped(dec *d, const unsigned char *s,
                 return NULL;
             }
             p += n;
-            while (!str_stop[*p])
-                p++;
+            p = scan_plain(p, d->end);
         }
         /* [run, p) is plain; 4 more bytes hold any one escape's output */
         reserve_scratch(d, len, len + (size_t)(p - run) + 4);
@@ -351,10 +474,9 @@ static const unsigned char *string(dec *d, const unsigned char *p)
     const unsigned char *s = p, *bad;
 
     for (;;) {
-        while (!str_stop[*p])
-            p++;
+        p = scan_plain(p, d->end);
         if (*p == '"') {
-            lua_pushlstring(d->L, (const char *)s, (size_t)(p - s));
+            push_string(d, s, (size_t)(p - s));
             return p + 1;
         }
         if (*p == '\\')
@@ -383,54 +505,95 @@ static const double pow10_exact[23] = {
 };
 
 /* Text the fast paths cannot convert exactly goes through the VM's own
- * conversion: correctly rounded, and deaf to the C locale's decimal point. */
-static int number_slow(dec *d, const unsigned char *s, const unsigned char *p)
+ * conversion (n bytes at s): correctly rounded, and deaf to the C locale's
+ * decimal point. */
+static int number_vm(dec *d, const char *s, size_t n, const unsigned char *at)
 {
     lua_State *L = d->L;
-    lua_Number v;
 
-    lua_pushlstring(L, (const char *)s, (size_t)(p - s));
+    lua_pushlstring(L, s, n);
 #if LUA_VERSION_NUM >= 503
-    if (lua_stringtonumber(L, lua_tostring(L, -1)) == 0)
-        return fail(d, s, "invalid number");
-    lua_remove(L, -2);
-    if (lua_isinteger(L, -1))
-        return 1;
-    v = lua_tonumber(L, -1);
-#else
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    lua_pushnumber(L, v);
-#endif
-    if (v == HUGE_VAL || v == -HUGE_VAL) {
+    if (lua_stringtonumber(L, lua_tostring(L, -1)) == 0) {
         lua_pop(L, 1);
-        return fail_plain(d, s, "number out of range");
+        return fail_plain(d, at, "invalid number");
     }
+    lua_remove(L, -2);
+#else
+    {
+        lua_Number v = lua_tonumber(L, -1);
+        if (v == 0 && !lua_isnumber(L, -1)) {
+            lua_pop(L, 1);
+            return fail_plain(d, at, "invalid number");
+        }
+        lua_pop(L, 1);
+        lua_pushnumber(L, v);
+    }
+#endif
     return 1;
+}
+
+/* Number text, scanned once: the first 19 significant digits in m, and where
+ * the first significant digit stands, so that the magnitude is known exactly
+ * before any conversion. */
+typedef struct numscan {
+    uint64_t m;
+    int64_t nd;         /* significant digits (past 19 they are not in m) */
+    int64_t folded;     /* fraction digits folded into m, leading zeros included */
+    int64_t pos;        /* value = 0.d1d2d3... x 10^pos, once e is added */
+    int64_t e;          /* the exponent, saturated far beyond any input length */
+    int neg, integral;
+} numscan;
+
+#define EXP_SATURATE ((int64_t)400000000000000000)
+
+/* Rewrites the number as [-]0.DIGITSe<pos>, for exponents too long for the
+ * VM's scanner that leading or trailing zeros bring back into range. */
+static int number_normalized(dec *d, const unsigned char *s, const unsigned char *p,
+                             const numscan *n)
+{
+    size_t len = 0;
+    const unsigned char *q = s;
+    int started = 0;
+
+    reserve_scratch(d, 0, (size_t)(p - s) + 32);
+    if (n->neg)
+        d->scratch[len++] = '-';
+    d->scratch[len++] = '0';
+    d->scratch[len++] = '.';
+    for (; q < p && *q != 'e' && *q != 'E'; q++) {
+        if (!IS_DIGIT(*q) || (!started && *q == '0'))
+            continue;
+        started = 1;
+        d->scratch[len++] = *q;
+    }
+    len += (size_t)snprintf((char *)d->scratch + len, 24, "e%ld", (long)(n->pos + n->e));
+    return number_vm(d, (const char *)d->scratch, len, s);
 }
 
 /* Parses the number starting at p and pushes it. Integral literals that fit
  * int64 become integers on Lua 5.3+. Fractions go through Clinger's fast path
  * (a mantissa below 2^53 times an exact power of ten is one correctly rounded
- * operation) and otherwise through number_slow. */
+ * operation) and otherwise through the VM's conversion. */
 static const unsigned char *number(dec *d, const unsigned char *p)
 {
     const unsigned char *s = p;
-    uint64_t m = 0;
-    int neg = 0, nd = 0, frac = 0, exp10 = 0, integral = 1;
+    numscan n;
+    int64_t mag, exp10;
 
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
+    n.m = 0;
+    n.nd = n.folded = n.pos = n.e = 0;
+    n.neg = *p == '-';
+    n.integral = 1;
+    p += n.neg;
     if (*p == '0') {
         p++;
     } else if (IS_DIGIT(*p)) {
         do {
-            if (nd < 19) m = m * 10 + (unsigned)(*p - '0');
-            nd++;
+            if (n.nd < 19) n.m = n.m * 10 + (unsigned)(*p - '0');
+            n.nd++;
             p++;
         } while (IS_DIGIT(*p));
+        n.pos = n.nd;
     } else {
         fail(d, p, p >= d->end ? "unexpected end of input" : "invalid number");
         return NULL;
@@ -441,24 +604,23 @@ static const unsigned char *number(dec *d, const unsigned char *p)
             fail(d, p, p >= d->end ? "unexpected end of input" : "invalid number");
             return NULL;
         }
-        integral = 0;
+        n.integral = 0;
         do {
-            /* leading zeros only scale; other digits count toward the 19 that
-             * fit m, and past those the slow path takes over */
-            if (m == 0 && *p == '0') {
-                if (frac < 400) frac++; else nd = 20;
+            if (n.nd == 0 && *p == '0') {
+                n.folded++;                 /* a leading zero only scales */
+                n.pos--;
             } else {
-                if (nd < 19) {
-                    m = m * 10 + (unsigned)(*p - '0');
-                    frac++;
+                if (n.nd < 19) {
+                    n.m = n.m * 10 + (unsigned)(*p - '0');
+                    n.folded++;
                 }
-                nd++;
+                n.nd++;
             }
             p++;
         } while (IS_DIGIT(*p));
     }
     if (*p == 'e' || *p == 'E') {
-        int e = 0, eneg = 0;
+        int eneg = 0;
         p++;
         if (*p == '+' || *p == '-')
             eneg = *p++ == '-';
@@ -466,36 +628,56 @@ static const unsigned char *number(dec *d, const unsigned char *p)
             fail(d, p, p >= d->end ? "unexpected end of input" : "invalid number");
             return NULL;
         }
-        integral = 0;
+        n.integral = 0;
         do {
-            if (e < 10000) e = e * 10 + (*p - '0');
+            if (n.e < EXP_SATURATE) n.e = n.e * 10 + (*p - '0');
             p++;
         } while (IS_DIGIT(*p));
-        exp10 = eneg ? -e : e;
+        if (eneg) n.e = -n.e;
     }
-    if (nd > 19)
-        return number_slow(d, s, p) ? p : NULL;
-    if (integral) {
-        if (m == 0 && neg)
+    if (n.integral && n.nd <= 19) {
+        if (n.m == 0 && n.neg)
             lua_pushnumber(d->L, -0.0);
-        else if (!neg && m <= (uint64_t)INT64_MAX)
-            be_pushint(d->L, (int64_t)m);
-        else if (neg && m <= (uint64_t)INT64_MAX + 1)
-            be_pushint(d->L, (int64_t)(0 - m));
+        else if (!n.neg && n.m <= (uint64_t)INT64_MAX)
+            be_pushint(d->L, (int64_t)n.m);
+        else if (n.neg && n.m <= (uint64_t)INT64_MAX + 1)
+            be_pushint(d->L, (int64_t)(0 - n.m));
         else        /* 19 digits beyond int64: one correctly rounded conversion */
-            lua_pushnumber(d->L, neg ? -(lua_Number)m : (lua_Number)m);
+            lua_pushnumber(d->L, n.neg ? -(lua_Number)n.m : (lua_Number)n.m);
         return p;
     }
-    exp10 -= frac;
+    mag = n.pos + n.e;
+    if (n.nd == 0 || mag < -324) {          /* zero, or below half the least subnormal */
+        lua_pushnumber(d->L, n.neg ? -0.0 : 0.0);
+        return p;
+    }
+    if (mag > 309) {                        /* at least 10^309: beyond DBL_MAX */
+        fail_plain(d, s, "number out of range");
+        return NULL;
+    }
+    exp10 = n.e - n.folded;
 #if FLT_EVAL_METHOD == 0
-    if (m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
-        double v = (double)m;
+    if (n.nd <= 19 && n.m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)n.m;
         v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
-        lua_pushnumber(d->L, neg ? -v : v);
+        lua_pushnumber(d->L, n.neg ? -v : v);
         return p;
     }
 #endif
-    return number_slow(d, s, p) ? p : NULL;
+    if (n.e > 100000 || n.e < -100000) {
+        if (!number_normalized(d, s, p, &n))
+            return NULL;
+    } else if (!number_vm(d, (const char *)s, (size_t)(p - s), s))
+        return NULL;
+    {
+        lua_Number v = lua_tonumber(d->L, -1);
+        if (v == HUGE_VAL || v == -HUGE_VAL) {
+            lua_pop(d->L, 1);
+            fail_plain(d, s, "number out of range");
+            return NULL;
+        }
+    }
+    return p;
 }
 
 /* ---- the parser ---------------------------------------------------------- */
@@ -568,11 +750,9 @@ static int parse(dec *d, const unsigned char *p)
 {
     lua_State *L = d->L;
     frame *f;
-    int pushed;
 
 value:
     p = skip_ws(p);
-    pushed = 1;
     switch (*p) {
     case '{':
         if (!open_container(d, p, 1))
@@ -620,12 +800,12 @@ value:
         p += 4;
         if (d->keep_nulls || d->depth == 0) {
             lua_pushlightuserdata(L, NULL);
-        } else if (d->frames[d->depth - 1].object) {
-            lua_pop(L, 1);                   /* the member is left out: drop its key */
-            pushed = 0;
         } else {
+            /* nil: an array slot stays empty; an object member is left out,
+             * and setting it still removes an earlier duplicate of its key */
             lua_pushnil(L);
-            d->frames[d->depth - 1].had_null = 1;
+            if (!d->frames[d->depth - 1].object)
+                d->frames[d->depth - 1].had_null = 1;
         }
         break;
     case '-': case '0': case '1': case '2': case '3': case '4':
@@ -643,15 +823,14 @@ next:
     if (d->depth == 0)
         goto done;
     f = &d->frames[d->depth - 1];
-    if (pushed) {
-        f->count++;
-        if (f->flushed) {
-            if (f->object)
-                lua_rawset(L, f->base);
-            else
-                lua_rawseti(L, f->base, f->count);
-        }
-    }
+    f->count++;
+    if (f->flushed) {
+        if (f->object)
+            lua_rawset(L, f->base);
+        else
+            lua_rawseti(L, f->base, f->count);
+    } else if (BE_UNLIKELY(d->room < STACK_CHUNK / 2))
+        relieve(d, f);
     p = skip_ws(p);
     if (f->object) {
         if (*p == ',') {
@@ -682,7 +861,6 @@ close:
     if (!need(d, 3, p))
         return 0;
     close_container(d);
-    pushed = 1;
     goto next;
 
 done:
@@ -735,13 +913,20 @@ int be_decode(lua_State *L, const char *buf, size_t len,
                  (unsigned long)opts->max_size, (unsigned long)opts->max_size);
         return 0;
     }
-    if (!lua_checkstack(L, STACK_CHUNK + 2))
+    if (!lua_checkstack(L, STACK_CHUNK + 3))
         luaL_error(L, "blandeval: Lua stack exhausted");
     lua_pushnil(L);                          /* frames_slot */
     lua_pushnil(L);                          /* scratch_slot */
+    d.use_scache = len >= SCACHE_MIN_INPUT;
+    if (d.use_scache) {
+        lua_createtable(L, SCACHE_SIZE, 0);  /* scache_slot: the cached strings */
+        memset(d.scache, 0, sizeof d.scache);
+    } else
+        lua_pushnil(L);
     d.frames_slot = top + 1;
     d.scratch_slot = top + 2;
-    d.values_base = top + 2;
+    d.scache_slot = top + 3;
+    d.values_base = top + 3;
     d.room = STACK_CHUNK;
     d.frames = d.inline_frames;
     d.frames_cap = INLINE_FRAMES;
@@ -752,8 +937,14 @@ int be_decode(lua_State *L, const char *buf, size_t len,
     d.max_depth = opts->max_depth;
 
     /* RFC 8259 lets a parser skip a UTF-8 byte order mark */
-    if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
+    if (p[0] == 0xEF) {
+        if (!literal(&d, p, "\xEF\xBB\xBF", 3)) {
+            describe(&d, err);
+            lua_settop(L, top);
+            return 0;
+        }
         p += 3;
+    }
     if (!parse(&d, p)) {
         describe(&d, err);
         lua_settop(L, top);
