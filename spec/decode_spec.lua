@@ -120,7 +120,7 @@ describe("decode: numbers", function()
     assert.are.equal(0, ok("1e-9999999"))
   end)
 
-  it("weighs leading and trailing zeros against long exponents exactly", function()
+  it("weighs leading and trailing zeros against long exponents exactly #heavy", function()
     local zeros = rep("0", 2000000)
     -- 0.000...0001e2000001 is 1: in range although its exponent text is huge
     assert.are.equal(1, ok("0." .. zeros .. "1e2000001"))
@@ -366,7 +366,7 @@ describe("decode: limits", function()
     fails("", 0, "unexpected end of input", { max_size = 0 })
   end)
 
-  it("default max_size is 64 MiB", function()
+  it("default max_size is 64 MiB #heavy", function()
     local limit = 67108864
     local text = rep(" ", limit - 1) .. "1"
     assert.are.equal(1, ok(text))
