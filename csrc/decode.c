@@ -157,7 +157,7 @@ static int ensure(dec *d, int n)
 static inline int need(dec *d, int n, const unsigned char *at)
 {
     if (BE_UNLIKELY(d->room < n) && !ensure(d, n))
-        return fail_plain(d, at, "nesting too deep for the Lua stack");
+        return fail_plain(d, at, "Lua stack exhausted");
     d->room -= n;
     return 1;
 }
