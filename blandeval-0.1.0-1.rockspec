@@ -25,11 +25,13 @@ build = {
   type = "builtin",
   modules = {
     ["blandeval.core"] = {
-      sources = { "csrc/core.c", "csrc/decode.c" },
+      sources = { "csrc/core.c", "csrc/decode.c", "csrc/errors.c", "csrc/pager.c",
+                  "csrc/transport.c", "csrc/client.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
     ["blandeval"] = "lua/blandeval/init.lua",
+    ["blandeval.client"] = "lua/blandeval/client.lua",
   },
 }

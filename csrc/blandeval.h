@@ -4,6 +4,7 @@
 #define BLANDEVAL_H
 
 #include <stddef.h>
+#include <curl/curl.h>
 #include "compat.h"
 
 #if defined(__GNUC__)
@@ -41,6 +42,70 @@ typedef struct be_decode_error {
  * and the decoder owns no memory that such an error could leak. */
 int be_decode(lua_State *L, const char *buf, size_t len,
               const be_decode_opts *opts, be_decode_error *err);
+
+/* HTTP with libcurl (transport.c): one easy handle and its response. */
+typedef struct be_http {
+    CURL *curl;
+    struct curl_slist *headers;   /* fixed request headers, owned */
+    char *body;                   /* response body, NUL-terminated, owned */
+    size_t len, cap, max_body;
+    long status;
+    double retry_after;           /* seconds the server asked to wait, or -1 */
+    int too_big, no_memory;       /* why the body callback stopped the transfer */
+    char request_id[128];
+    char content_type[128];
+    char errbuf[CURL_ERROR_SIZE];
+} be_http;
+
+int be_http_init(be_http *h);
+int be_http_configure(be_http *h, struct curl_slist *headers, const char *cainfo,
+                      const char *capath, long connect_timeout_ms);
+CURLcode be_http_get(be_http *h, const char *url, long timeout_ms);
+void be_http_free(be_http *h);
+int be_curl_retryable(CURLcode rc);
+const char *be_curl_name(CURLcode rc);
+
+/* Error values (errors.c): tables with kind, status, code, message, ... */
+typedef struct be_error {
+    const char *kind;             /* usage network timeout http api decode protocol */
+    long status;                  /* HTTP status, 0 if none */
+    const char *code;             /* API error code or curl error name */
+    const char *message;
+    const char *request_id;
+    int retryable;
+    int attempts;
+    const char *curl;             /* curl error name for network kinds */
+    const char *redact;           /* a secret no message may show (the API key) */
+} be_error;
+
+#define BE_ERROR_MT "blandeval.error"
+void be_push_error(lua_State *L, const be_error *e);
+void be_push_redacted(lua_State *L, const char *s, const char *secret);
+void be_errors_open(lua_State *L);
+
+/* The pager (pager.c): a cursor state machine that does no I/O. */
+typedef struct be_pager {
+    char *path;                   /* escaped path: /v1/evals/runs/<id>/call-results */
+    char *query;                  /* fixed query: include_agent_results=...&limit=... */
+    char *cursor;                 /* the cursor of the next request, NULL for the first */
+    char *prev_cursor;            /* the cursor of the last page received */
+    int paged;                    /* the endpoint takes cursors */
+    int backward;                 /* ending_before: paging toward older items */
+    int done;
+    int keep_nulls;
+    long pages;
+} be_pager;
+
+#define BE_PAGER_MT "blandeval.pager"
+be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int params_idx,
+                        int keep_nulls);
+void be_pager_push_url(lua_State *L, const be_pager *p, const char *base_url);
+int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
+                      const char *secret);
+void be_pager_open(lua_State *L);
+
+/* The client (client.c) */
+void be_client_open(lua_State *L);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

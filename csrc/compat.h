@@ -17,10 +17,24 @@
 #define BE_HAS_INTEGERS 0
 #endif
 
+/* Userdata, and one Lua value (a table) attached to a userdata: a user
+ * value on 5.4, the environment table on the 5.1 ABI. */
 #if LUA_VERSION_NUM >= 504
 #define be_newuserdata(L, sz) lua_newuserdatauv((L), (sz), 0)
+#define be_newuserdata_uv(L, sz) lua_newuserdatauv((L), (sz), 1)
+#define be_setuservalue(L, idx) lua_setiuservalue((L), (idx), 1)
+#define be_getuservalue(L, idx) ((void)lua_getiuservalue((L), (idx), 1))
 #else
 #define be_newuserdata(L, sz) lua_newuserdata((L), (sz))
+#define be_newuserdata_uv(L, sz) lua_newuserdata((L), (sz))
+#define be_setuservalue(L, idx) ((void)lua_setfenv((L), (idx)))
+#define be_getuservalue(L, idx) lua_getfenv((L), (idx))
+#endif
+
+#if LUA_VERSION_NUM >= 502
+#define be_rawlen(L, idx) lua_rawlen((L), (idx))
+#else
+#define be_rawlen(L, idx) lua_objlen((L), (idx))
 #endif
 
 #if LUA_VERSION_NUM >= 502

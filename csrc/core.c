@@ -1,5 +1,6 @@
 /* core.c: the blandeval.core module table and its argument checking. */
 
+#include <pthread.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -97,12 +98,31 @@ static const luaL_Reg functions[] = {
     { NULL, NULL }
 };
 
+/* libcurl's global init must run once per process, before any handle, and
+ * is not thread-safe in every build: the one piece of process-wide state. It
+ * is never undone (a __gc or a reload must not pull it from under other users). */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_OK;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 BE_EXPORT int luaopen_blandeval_core(lua_State *L)
 {
-    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    const curl_version_info_data *cv;
 
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return luaL_error(L, "blandeval: libcurl failed to initialise: %s",
+                          curl_easy_strerror(curl_init_rc));
+    cv = curl_version_info(CURLVERSION_NOW);
+    be_errors_open(L);
+    be_pager_open(L);
     lua_newtable(L);
     be_setfuncs(L, functions, 0);
+    be_client_open(L);
     lua_pushlightuserdata(L, NULL);          /* the same value as cjson.null and ngx.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, BE_VERSION);

@@ -1,0 +1,456 @@
+/* client.c: the client (a libcurl handle and its settings) and the iterator
+ * that drives a pager with it. A page turn, retries included, happens inside
+ * one C call: ask the pager for the URL, perform it, hand the response back. */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blandeval.h"
+
+#define BE_CLIENT_MT "blandeval.client"
+#define BE_ITER_MT "blandeval.iterator"
+
+/* Empty pages in a row that an iteration accepts before calling it a loop. */
+#define MAX_EMPTY_PAGES 16
+
+typedef struct be_client {
+    be_http http;
+    char *base_url;               /* without a trailing slash */
+    char *key;                    /* kept only to redact it */
+    double timeout, deadline;     /* seconds per attempt; for all attempts (0: none) */
+    double retry_base, retry_max, retry_after_max;
+    int max_retries;
+    int keep_nulls;
+    int closed;
+    uint64_t rng;                 /* jitter */
+} be_client;
+
+typedef struct be_iter {
+    int state;                    /* ITER_OPEN, ITER_DONE (exhausted or failed), ITER_CLOSED */
+    int backward;
+    lua_Integer idx, n;
+} be_iter;
+
+enum { ITER_OPEN, ITER_DONE, ITER_CLOSED };
+enum { UV_CLIENT = 1, UV_PAGER, UV_ITEMS, UV_PAGE, UV_SEEN };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_for(double seconds)
+{
+    struct timespec ts;
+
+    if (seconds <= 0)
+        return;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* A uniform number in [0, 1) from the client's xorshift64* state. */
+static double uniform(be_client *c)
+{
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (double)((c->rng * 0x2545F4914F6CDD1Du) >> 11) / 9007199254740992.0;
+}
+
+/* The wait before attempt+1: exponential with jitter in [half, full], or what
+ * the server asked for in Retry-After (capped). */
+static double backoff(be_client *c, int attempt, double retry_after)
+{
+    double d = c->retry_base;
+    int i;
+
+    if (retry_after >= 0)
+        return retry_after < c->retry_after_max ? retry_after : c->retry_after_max;
+    for (i = 1; i < attempt && d < c->retry_max; i++)
+        d *= 2;
+    if (d > c->retry_max)
+        d = c->retry_max;
+    return d * (0.5 + 0.5 * uniform(c));
+}
+
+static be_client *check_client(lua_State *L, int idx)
+{
+    be_client *c = (be_client *)luaL_checkudata(L, idx, BE_CLIENT_MT);
+    if (c->closed)
+        luaL_error(L, "blandeval: the client is closed");
+    return c;
+}
+
+/* Pushes the error value for a transfer that libcurl could not complete. */
+static void push_transfer_error(lua_State *L, be_client *c, CURLcode rc)
+{
+    be_error e;
+    char msg[CURL_ERROR_SIZE + 64];
+
+    memset(&e, 0, sizeof e);
+    e.kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
+    e.curl = be_curl_name(rc);
+    e.status = c->http.status;
+    e.request_id = c->http.request_id;
+    e.redact = c->key;
+    e.retryable = be_curl_retryable(rc);
+    if (c->http.too_big) {
+        e.kind = "protocol";
+        e.retryable = 0;
+        snprintf(msg, sizeof msg, "the response body is larger than max_body (%lu bytes)",
+                 (unsigned long)c->http.max_body);
+    } else if (c->http.no_memory) {
+        e.retryable = 0;
+        snprintf(msg, sizeof msg, "out of memory while reading the response");
+    } else {
+        snprintf(msg, sizeof msg, "%s", c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(rc));
+    }
+    e.message = msg;
+    be_push_error(L, &e);
+}
+
+/* Gets the pager's next page, retrying as the policy allows. Pushes the page
+ * and returns 1, or pushes the last error value and returns 0. */
+static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx)
+{
+    double deadline_at = c->deadline > 0 ? now() + c->deadline : 0;
+    int attempt;
+
+    for (attempt = 1;; attempt++) {
+        double timeout = c->timeout, wait;
+        CURLcode rc;
+        int ok, retryable;
+
+        if (deadline_at > 0 && deadline_at - now() < timeout)
+            timeout = deadline_at - now();
+        be_pager_push_url(L, p, c->base_url);
+        rc = be_http_get(&c->http, lua_tostring(L, -1), (long)(timeout * 1000) + 1);
+        lua_pop(L, 1);
+        if (rc != CURLE_OK) {
+            push_transfer_error(L, c, rc);
+            ok = 0;
+        } else
+            ok = be_pager_response(L, p, &c->http, seen_idx, c->key);
+        if (ok)
+            return 1;
+        lua_getfield(L, -1, "retryable");
+        retryable = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        be_pushint(L, attempt);
+        lua_setfield(L, -2, "attempts");
+        if (!retryable || attempt > c->max_retries)
+            return 0;
+        wait = backoff(c, attempt, c->http.retry_after);
+        if (deadline_at > 0 && now() + wait >= deadline_at) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "deadline_exceeded");
+            return 0;
+        }
+        lua_pop(L, 1);
+        sleep_for(wait);
+    }
+}
+
+/* ---- the client ---------------------------------------------------------- */
+
+static double opt_number(lua_State *L, int t, const char *name, double def)
+{
+    double v;
+    lua_getfield(L, t, name);
+    v = lua_isnil(L, -1) ? def : lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Copies string option name (or NULL when absent) with malloc. */
+static char *opt_string(lua_State *L, int t, const char *name)
+{
+    size_t len;
+    const char *s;
+    char *d;
+
+    lua_getfield(L, t, name);
+    s = lua_tolstring(L, -1, &len);
+    if (s == NULL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    d = (char *)malloc(len + 1);
+    if (d != NULL)
+        memcpy(d, s, len + 1);
+    lua_pop(L, 1);
+    return d;
+}
+
+static void client_release(be_client *c)
+{
+    be_http_free(&c->http);
+    if (c->key != NULL)
+        memset(c->key, 0, strlen(c->key));
+    free(c->key);
+    free(c->base_url);
+    c->key = c->base_url = NULL;
+    c->closed = 1;
+}
+
+static int client_close(lua_State *L)
+{
+    client_release((be_client *)luaL_checkudata(L, 1, BE_CLIENT_MT));
+    return 0;
+}
+
+static int client_tostring(lua_State *L)
+{
+    be_client *c = (be_client *)luaL_checkudata(L, 1, BE_CLIENT_MT);
+    lua_pushfstring(L, "blandeval.client (%s)", c->closed ? "closed" : c->base_url);
+    return 1;
+}
+
+/* core.client(opts): the Lua layer has checked every option. */
+static int l_client(lua_State *L)
+{
+    be_client *c;
+    struct curl_slist *headers = NULL, *next;
+    const char *ua, *cainfo, *capath;
+    char line[512];
+    long connect_ms;
+    int ok;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    c = (be_client *)be_newuserdata(L, sizeof *c);        /* 2 */
+    memset(c, 0, sizeof *c);
+    luaL_getmetatable(L, BE_CLIENT_MT);
+    lua_setmetatable(L, -2);                 /* from here on __gc frees what c owns */
+
+    c->base_url = opt_string(L, 1, "base_url");
+    c->key = opt_string(L, 1, "api_key");
+    if (c->base_url == NULL || c->key == NULL || !be_http_init(&c->http))
+        return luaL_error(L, "blandeval: cannot create the client (out of memory)");
+    c->timeout = opt_number(L, 1, "timeout", 30);
+    c->deadline = opt_number(L, 1, "deadline", 0);
+    c->retry_base = opt_number(L, 1, "retry_base_delay", 0.5);
+    c->retry_max = opt_number(L, 1, "retry_max_delay", 8);
+    c->retry_after_max = opt_number(L, 1, "retry_after_max", 60);
+    c->max_retries = (int)opt_number(L, 1, "max_retries", 2);
+    c->http.max_body = (size_t)opt_number(L, 1, "max_body", (double)BE_DEFAULT_MAX_SIZE);
+    connect_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
+    lua_getfield(L, 1, "keep_nulls");
+    c->keep_nulls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)(now() * 1e9) ^ 0x9E3779B97F4A7C15u;
+    if (c->rng == 0)
+        c->rng = 1;
+    lua_getfield(L, 1, "user_agent");        /* 3 */
+    lua_getfield(L, 1, "cainfo");            /* 4 */
+    lua_getfield(L, 1, "capath");            /* 5 */
+    ua = lua_tostring(L, 3);
+    cainfo = lua_tostring(L, 4);
+    capath = lua_tostring(L, 5);
+
+    /* no Lua call from here until the header list belongs to the handle (or
+     * is freed), so that no error can leak it */
+    snprintf(line, sizeof line, "user-agent: %s", ua != NULL ? ua : "blandeval");
+    ok = (next = curl_slist_append(headers, "accept: application/json")) != NULL;
+    if (ok) headers = next;
+    ok = ok && (next = curl_slist_append(headers, line)) != NULL;
+    if (ok) headers = next;
+    if (ok) {
+        size_t n = strlen(c->key) + sizeof "authorization: ";
+        char *auth = (char *)malloc(n);
+        ok = auth != NULL;
+        if (ok) {
+            snprintf(auth, n, "authorization: %s", c->key);
+            ok = (next = curl_slist_append(headers, auth)) != NULL;
+            if (ok) headers = next;
+            memset(auth, 0, n);
+            free(auth);
+        }
+    }
+    if (ok)
+        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms);
+    else
+        curl_slist_free_all(headers);
+    if (!ok)
+        return luaL_error(L, "blandeval: cannot set up the transfer (out of memory or a bad TLS option)");
+    lua_settop(L, 2);
+    return 1;
+}
+
+/* client:_page(endpoint, run_id [, params]) -> page | nil, err */
+static int client_page(lua_State *L)
+{
+    be_client *c = check_client(L, 1);
+    const char *endpoint = luaL_checkstring(L, 2);
+    be_pager *p;
+
+    luaL_checkstring(L, 3);
+    p = be_pager_push(L, endpoint, 3, lua_istable(L, 4) ? 4 : 0, c->keep_nulls);
+    if (fetch(L, c, p, 0))
+        return 1;
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* ---- the iterator -------------------------------------------------------- */
+
+/* Drops what the iterator holds, so the client, pages and ids can be freed. */
+static void iter_release(lua_State *L, int idx, be_iter *it, int state)
+{
+    it->state = state;
+    it->idx = it->n = 0;
+    lua_newtable(L);
+    be_setuservalue(L, idx);
+}
+
+static int iter_close(lua_State *L)
+{
+    be_iter *it = (be_iter *)luaL_checkudata(L, 1, BE_ITER_MT);
+    if (it->state != ITER_CLOSED)
+        iter_release(L, 1, it, ITER_CLOSED);
+    return 0;
+}
+
+/* The generic-for step: the next item and its page, nil at the end; a failure
+ * raises the error value. */
+static int iter_next(lua_State *L)
+{
+    be_iter *it = (be_iter *)luaL_checkudata(L, 1, BE_ITER_MT);
+    int uv, empty = 0;
+
+    if (it->state == ITER_CLOSED)
+        return luaL_error(L, "blandeval: the iterator is closed");
+    if (it->state == ITER_DONE)
+        return 0;
+    lua_settop(L, 1);
+    be_getuservalue(L, 1);
+    uv = 2;
+    while (it->idx >= it->n) {
+        be_client *c;
+        be_pager *p;
+
+        lua_rawgeti(L, uv, UV_PAGER);
+        p = (be_pager *)lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        if (p->done) {
+            iter_release(L, 1, it, ITER_DONE);
+            return 0;
+        }
+        if (++empty > MAX_EMPTY_PAGES) {
+            be_error e;
+            memset(&e, 0, sizeof e);
+            e.kind = "protocol";
+            e.message = "too many empty pages in a row";
+            be_push_error(L, &e);
+            iter_release(L, 1, it, ITER_DONE);
+            return lua_error(L);
+        }
+        lua_rawgeti(L, uv, UV_CLIENT);
+        c = check_client(L, -1);
+        lua_pop(L, 1);
+        lua_rawgeti(L, uv, UV_SEEN);
+        if (!fetch(L, c, p, lua_gettop(L))) {
+            iter_release(L, 1, it, ITER_DONE);
+            return lua_error(L);             /* nothing malloc'd is pending here */
+        }
+        lua_remove(L, -2);                   /* the seen table */
+        lua_getfield(L, -1, "data");
+        it->n = (lua_Integer)be_rawlen(L, -1);
+        it->idx = 0;
+        lua_rawseti(L, uv, UV_ITEMS);
+        lua_rawseti(L, uv, UV_PAGE);
+    }
+    it->idx++;
+    lua_rawgeti(L, uv, UV_ITEMS);
+    /* going backward, each page is read last item first: items arrive in the
+     * direction of travel */
+    lua_rawgeti(L, -1, (int)(it->backward ? it->n - it->idx + 1 : it->idx));
+    lua_rawgeti(L, uv, UV_PAGE);
+    return 2;
+}
+
+/* client:_iter(endpoint, run_id [, params]) -> next, iterator, nil, iterator */
+static int client_iter(lua_State *L)
+{
+    be_iter *it;
+    be_pager *p;
+
+    check_client(L, 1);
+    luaL_checkstring(L, 2);
+    luaL_checkstring(L, 3);
+    lua_settop(L, 4);
+    lua_pushcfunction(L, iter_next);                       /* 5 */
+    it = (be_iter *)be_newuserdata_uv(L, sizeof *it);      /* 6 */
+    memset(it, 0, sizeof *it);
+    luaL_getmetatable(L, BE_ITER_MT);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 5, 0);                              /* 7: the user value */
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, 7, UV_CLIENT);
+    p = be_pager_push(L, lua_tostring(L, 2), 3, lua_istable(L, 4) ? 4 : 0,
+                      ((be_client *)lua_touserdata(L, 1))->keep_nulls);
+    it->backward = p->backward;
+    lua_rawseti(L, 7, UV_PAGER);
+    lua_newtable(L);
+    lua_rawseti(L, 7, UV_SEEN);
+    be_setuservalue(L, 6);
+    lua_pushnil(L);
+    lua_pushvalue(L, 6);                   /* the closing value of Lua 5.4's for */
+    return 4;
+}
+
+static const luaL_Reg client_methods[] = {
+    { "_page", client_page },
+    { "_iter", client_iter },
+    { "close", client_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg iter_methods[] = {
+    { "close", iter_close },
+    { NULL, NULL }
+};
+
+/* A metatable with methods; gc (if any) frees C memory, close releases. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction gc, lua_CFunction close)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    be_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    if (gc != NULL) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+    }
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+#else
+    (void)close;
+#endif
+}
+
+void be_client_open(lua_State *L)
+{
+    new_class(L, BE_CLIENT_MT, client_methods, client_close, client_close);
+    lua_pushcfunction(L, client_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+    new_class(L, BE_ITER_MT, iter_methods, NULL, iter_close);
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_client);
+    lua_setfield(L, -2, "client");
+}

@@ -1,0 +1,417 @@
+/* pager.c: the cursor state machine, without I/O. It says which URL to get
+ * next and turns each response (status, headers, body) into a page or an
+ * error value: envelope checks, cursor rules and loop detection live here
+ * once, for every transport. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blandeval.h"
+
+static char *dup_string(lua_State *L, const char *s, size_t len)
+{
+    char *d = (char *)malloc(len + 1);
+    if (d == NULL)
+        luaL_error(L, "blandeval: out of memory");
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static void free_strings(be_pager *p)
+{
+    free(p->path);
+    free(p->query);
+    free(p->cursor);
+    free(p->prev_cursor);
+    p->path = p->query = p->cursor = p->prev_cursor = NULL;
+}
+
+static int pager_gc(lua_State *L)
+{
+    free_strings((be_pager *)luaL_checkudata(L, 1, BE_PAGER_MT));
+    return 0;
+}
+
+/* Percent-encodes s into b: everything but RFC 3986's unreserved characters,
+ * so that no run id or cursor can change the path or add a parameter. */
+static void add_escaped(luaL_Buffer *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+            || c == '-' || c == '.' || c == '_' || c == '~') {
+            luaL_addchar(b, (char)c);
+        } else {
+            luaL_addchar(b, '%');
+            luaL_addchar(b, hex[c >> 4]);
+            luaL_addchar(b, hex[c & 15]);
+        }
+    }
+}
+
+/* Takes the string on the top of the stack as a new malloc'd copy in *slot. */
+static void take_string(lua_State *L, char **slot)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    char *d = dup_string(L, s, len);
+    free(*slot);
+    *slot = d;
+    lua_pop(L, 1);
+}
+
+/* Creates a pager for endpoint ("call-results", "agent-snapshots") of the run
+ * at run_id_idx, with the query parameters of the table at params_idx (0:
+ * none): include_agent_results, limit, starting_after, ending_before. The Lua
+ * layer has checked their types and ranges. */
+be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int params_idx,
+                        int keep_nulls)
+{
+    be_pager *p = (be_pager *)be_newuserdata(L, sizeof *p);
+    size_t len;
+    const char *run_id = luaL_checklstring(L, run_id_idx, &len);
+    luaL_Buffer b;
+    int first = 1;
+
+    memset(p, 0, sizeof *p);
+    luaL_getmetatable(L, BE_PAGER_MT);
+    lua_setmetatable(L, -2);
+    p->keep_nulls = keep_nulls;
+    p->paged = strcmp(endpoint, "call-results") == 0;
+
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "/v1/evals/runs/");
+    add_escaped(&b, run_id, len);
+    luaL_addchar(&b, '/');
+    luaL_addstring(&b, endpoint);
+    luaL_pushresult(&b);
+    take_string(L, &p->path);
+
+    if (params_idx == 0 || !p->paged) {
+        p->query = dup_string(L, "", 0);
+        return p;
+    }
+    luaL_buffinit(L, &b);
+    lua_getfield(L, params_idx, "include_agent_results");
+    if (!lua_isnil(L, -1)) {
+        luaL_addstring(&b, lua_toboolean(L, -1) ? "include_agent_results=true"
+                                                : "include_agent_results=false");
+        first = 0;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, params_idx, "limit");
+    if (!lua_isnil(L, -1)) {
+        char num[32];
+        snprintf(num, sizeof num, "%slimit=%d", first ? "" : "&", (int)lua_tonumber(L, -1));
+        luaL_addstring(&b, num);
+    }
+    lua_pop(L, 1);
+    luaL_pushresult(&b);
+    take_string(L, &p->query);
+
+    lua_getfield(L, params_idx, "ending_before");
+    lua_getfield(L, params_idx, "starting_after");
+    if (!lua_isnil(L, -1)) {
+        take_string(L, &p->cursor);
+    } else {
+        lua_pop(L, 1);
+        if (!lua_isnil(L, -1)) {
+            p->backward = 1;
+            lua_pushvalue(L, -1);
+            take_string(L, &p->cursor);
+        }
+    }
+    lua_pop(L, 1);
+    return p;
+}
+
+/* Pushes the URL of the next request. */
+void be_pager_push_url(lua_State *L, const be_pager *p, const char *base_url)
+{
+    luaL_Buffer b;
+
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, base_url);
+    luaL_addstring(&b, p->path);
+    if (p->query[0] != '\0' || p->cursor != NULL)
+        luaL_addchar(&b, '?');
+    luaL_addstring(&b, p->query);
+    if (p->cursor != NULL) {
+        if (p->query[0] != '\0')
+            luaL_addchar(&b, '&');
+        luaL_addstring(&b, p->backward ? "ending_before=" : "starting_after=");
+        add_escaped(&b, p->cursor, strlen(p->cursor));
+    }
+    luaL_pushresult(&b);
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+static int is_null(lua_State *L, int idx)
+{
+    return lua_isnil(L, idx) || (lua_islightuserdata(L, idx) && lua_touserdata(L, idx) == NULL);
+}
+
+/* Pushes an error value built from e, filling in the response's request id. */
+static int push_fail(lua_State *L, be_error *e, const be_http *h, const char *secret)
+{
+    e->request_id = h->request_id;
+    e->redact = secret;
+    be_push_error(L, e);
+    return 0;
+}
+
+/* The API's error code and message from a decoded error body at idx
+ * ({"errors":[{"error":CODE,"message":...}]}; "code" instead of "error", or a
+ * plain string item, also occur). Leaves code and message on the stack. */
+static int api_error_fields(lua_State *L, int idx, const char **code, const char **message)
+{
+    *code = *message = NULL;
+    if (!lua_istable(L, idx)) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+        return 0;
+    }
+    lua_getfield(L, idx, "errors");
+    if (lua_istable(L, -1)) {
+        lua_rawgeti(L, -1, 1);
+        lua_remove(L, -2);
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        *message = lua_tostring(L, -1);
+        lua_pushnil(L);
+        lua_insert(L, -2);                   /* nil code below the message */
+        return 1;
+    }
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, idx, "message");     /* legacy {"status":"error","message":...} */
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            lua_pushnil(L);
+            return 0;
+        }
+        *message = lua_tostring(L, -1);
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 1;
+    }
+    lua_getfield(L, -1, "error");
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "code");
+    }
+    lua_getfield(L, -2, "message");
+    lua_remove(L, -3);
+    *code = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    *message = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    return *code != NULL || *message != NULL;
+}
+
+static int status_retryable(long status)
+{
+    return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+/* A non-2xx answer: an api error when the body is the API's error envelope,
+ * an http error otherwise (an HTML page from a proxy, an empty body). */
+static int http_failure(lua_State *L, const be_http *h, const char *secret)
+{
+    be_decode_opts o = { 0, 64, (size_t)-1 };
+    be_decode_error derr;
+    be_error e;
+    char msg[96];
+    int top = lua_gettop(L);
+
+    memset(&e, 0, sizeof e);
+    e.status = h->status;
+    e.retryable = status_retryable(h->status);
+    if (h->len > 0 && be_decode(L, h->body, h->len, &o, &derr)
+        && api_error_fields(L, top + 1, &e.code, &e.message)) {
+        e.kind = "api";
+        push_fail(L, &e, h, secret);
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+        return 0;
+    }
+    lua_settop(L, top);
+    e.kind = "http";
+    snprintf(msg, sizeof msg, "HTTP %ld%s", h->status,
+             strstr(h->content_type, "html") != NULL ? " with an HTML page" : "");
+    e.message = msg;
+    return push_fail(L, &e, h, secret);
+}
+
+static int protocol_failure(lua_State *L, const be_http *h, const char *secret,
+                            const char *message, int top)
+{
+    be_error e;
+
+    lua_settop(L, top);
+    memset(&e, 0, sizeof e);
+    e.kind = "protocol";
+    e.status = h->status;
+    e.message = message;
+    return push_fail(L, &e, h, secret);
+}
+
+/* Copies field name from the table at from (or, when absent, from the table
+ * at alt) into the table on the top of the stack. */
+static void copy_field(lua_State *L, int from, int alt, const char *name)
+{
+    lua_getfield(L, from, name);
+    if (is_null(L, -1)) {
+        lua_pop(L, 1);
+        lua_getfield(L, alt, name);
+    }
+    lua_setfield(L, -2, name);
+}
+
+/* Turns the response in h into a page (pushed, returns 1) or an error value
+ * (pushed, returns 0), and advances the pager. seen_idx (0: none) is a table
+ * of the item ids seen so far in this iteration. */
+int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
+                      const char *secret)
+{
+    be_decode_opts o;
+    be_decode_error derr;
+    int top = lua_gettop(L), body, data, items;
+    size_t n, i;
+    char msg[200];
+
+    if (h->status < 200 || h->status > 299)
+        return http_failure(L, h, secret);
+    o.keep_nulls = p->keep_nulls;
+    o.max_depth = BE_DEFAULT_MAX_DEPTH;
+    o.max_size = (size_t)-1;                 /* the transport caps the body */
+    if (!be_decode(L, h->body, h->len, &o, &derr)) {
+        be_error e;
+        memset(&e, 0, sizeof e);
+        e.kind = "decode";
+        e.status = h->status;
+        e.message = derr.message;
+        return push_fail(L, &e, h, secret);
+    }
+    body = top + 1;
+    if (!lua_istable(L, body))
+        return protocol_failure(L, h, secret, "the body is not the API's envelope (not an object)", top);
+    lua_getfield(L, body, "errors");
+    if (!is_null(L, -1)) {
+        const char *code, *message;
+        be_error e;
+        api_error_fields(L, body, &code, &message);
+        snprintf(msg, sizeof msg, "a %ld answer carries errors: %s", h->status,
+                 message != NULL ? message : code != NULL ? code : "(no message)");
+        memset(&e, 0, sizeof e);
+        e.kind = "protocol";
+        e.status = h->status;
+        e.code = code;
+        e.message = msg;
+        e.request_id = h->request_id;
+        e.redact = secret;
+        be_push_error(L, &e);
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+        return 0;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, body, "data");
+    data = top + 2;
+    if (!lua_istable(L, data))
+        return protocol_failure(L, h, secret, "the body is not the API's envelope (no data object)", top);
+    lua_getfield(L, data, "data");
+    items = top + 3;
+    if (!lua_istable(L, items))
+        return protocol_failure(L, h, secret, "the body is not a list (data.data is not an array)", top);
+    lua_getfield(L, data, "has_more");
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+        return protocol_failure(L, h, secret, "the body is not a list (has_more is not a boolean)", top);
+    n = (size_t)be_rawlen(L, items);
+
+    /* every item needs an id, and none may come twice in one iteration */
+    if (seen_idx != 0) {
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, items, (int)i);
+            if (!lua_istable(L, -1))
+                return protocol_failure(L, h, secret, "a list item is not an object", top);
+            lua_getfield(L, -1, "id");
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return protocol_failure(L, h, secret, "a list item has no string id", top);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, seen_idx);
+            if (!lua_isnil(L, -1)) {
+                snprintf(msg, sizeof msg, "item id %.80s came twice in one iteration",
+                         lua_tostring(L, -2));
+                return protocol_failure(L, h, secret, msg, top);
+            }
+            lua_pop(L, 1);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, seen_idx);
+            lua_pop(L, 1);
+        }
+    }
+
+    /* the next cursor */
+    if (p->paged && lua_toboolean(L, -1)) {
+        if (p->backward) {
+            if (n == 0)
+                return protocol_failure(L, h, secret, "has_more on an empty page going backward", top);
+            lua_rawgeti(L, items, 1);
+            lua_getfield(L, -1, "id");
+            lua_remove(L, -2);
+        } else
+            lua_getfield(L, data, "next_cursor");
+        if (lua_type(L, -1) != LUA_TSTRING || be_rawlen(L, -1) == 0)
+            return protocol_failure(L, h, secret, "has_more is true but there is no cursor", top);
+        if (p->cursor != NULL && strcmp(lua_tostring(L, -1), p->cursor) == 0) {
+            snprintf(msg, sizeof msg, "the cursor did not advance (%.80s)", p->cursor);
+            return protocol_failure(L, h, secret, msg, top);
+        }
+        free(p->prev_cursor);
+        p->prev_cursor = p->cursor;
+        p->cursor = NULL;
+        take_string(L, &p->cursor);
+    } else {
+        free(p->prev_cursor);
+        p->prev_cursor = p->cursor;
+        p->cursor = NULL;
+        p->done = 1;
+    }
+    p->pages++;
+    lua_pop(L, 1);                           /* has_more */
+
+    /* the page: the list object, with the run's progress and the request's facts */
+    lua_settop(L, data);
+    copy_field(L, body, data, "run_status");
+    copy_field(L, body, data, "run_resolved_call_count");
+    be_pushint(L, p->pages);
+    lua_setfield(L, data, "number");
+    if (p->prev_cursor != NULL) {
+        lua_pushstring(L, p->prev_cursor);
+        lua_setfield(L, data, "cursor");
+    }
+    if (h->request_id[0] != '\0') {
+        lua_pushstring(L, h->request_id);
+        lua_setfield(L, data, "request_id");
+    }
+    lua_replace(L, body);
+    return 1;
+}
+
+static const luaL_Reg pager_meta[] = {
+    { "__gc", pager_gc },
+    { NULL, NULL }
+};
+
+void be_pager_open(lua_State *L)
+{
+    luaL_newmetatable(L, BE_PAGER_MT);
+    be_setfuncs(L, pager_meta, 0);
+    lua_pop(L, 1);
+}

@@ -1,0 +1,191 @@
+-- blandeval.client: blandeval.new and the client's methods. Options and
+-- parameters are checked here, once, with messages that name the argument; the
+-- C core does the requests, the paging and the retries.
+local core = require "blandeval.core"
+
+local type, tostring, pairs, error, setmetatable = type, tostring, pairs, error, setmetatable
+local getenv, floor = os.getenv, math.floor
+local format = string.format
+
+local Client = {}
+Client.__index = Client
+
+local DEFAULT_BASE_URL = "https://api.bland.ai"
+local MAX_PAGE = 100
+
+-- Raises a usage error at the caller of the public function: level 3 from
+-- blandeval.new itself, 5 through usage() from the checks that methods call.
+local function usage_at(level, fname, argn, fmt, ...)
+  error(format("bad argument #%d to '%s' (%s)", argn, fname, format(fmt, ...)), level)
+end
+local function usage(fname, argn, fmt, ...) usage_at(5, fname, argn, fmt, ...) end
+
+local function is_whole(v, lo, hi)
+  return type(v) == "number" and v == floor(v) and v >= lo and v <= hi
+end
+
+-- option = { checker, description }; a checker returns true when the value is good
+local function number_in(lo, hi)
+  return function(v) return type(v) == "number" and v == v and v >= lo and v <= hi end
+end
+local function whole_in(lo, hi) return function(v) return is_whole(v, lo, hi) end end
+local function is_boolean(v) return type(v) == "boolean" end
+local function header_safe(v) return type(v) == "string" and not v:find("[%z\r\n]") end
+local function is_string(v) return type(v) == "string" and v ~= "" end
+
+local OPTIONS = {
+  api_key = { header_safe, "a string without CR, LF or NUL" },
+  base_url = { is_string, "an http(s) URL string" },
+  timeout = { number_in(0.001, 86400), "a number of seconds > 0" },
+  connect_timeout = { number_in(0.001, 86400), "a number of seconds > 0" },
+  deadline = { number_in(0.001, 86400 * 7), "a number of seconds > 0" },
+  max_retries = { whole_in(0, 100), "a whole number from 0 to 100" },
+  retry_base_delay = { number_in(0, 3600), "a number of seconds >= 0" },
+  retry_max_delay = { number_in(0, 3600), "a number of seconds >= 0" },
+  retry_after_max = { number_in(0, 86400), "a number of seconds >= 0" },
+  page_size = { whole_in(1, MAX_PAGE), "a whole number from 1 to 100" },
+  max_body = { whole_in(1, 2 ^ 53), "a whole number of bytes >= 1" },
+  keep_nulls = { is_boolean, "a boolean" },
+  allow_insecure = { is_boolean, "a boolean" },
+  user_agent = { header_safe, "a string without CR, LF or NUL" },
+  cainfo = { is_string, "a file name" },
+  capath = { is_string, "a directory name" },
+}
+
+local function user_agent()
+  local vm = jit and jit.version or _VERSION
+  return format("blandeval/%s (libcurl/%s; %s)", core._VERSION, core.libcurl_version, vm)
+end
+
+-- Whether host is this machine: the key may travel over plain http only there.
+local function is_loopback(host)
+  return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
+end
+
+--- blandeval.new{ api_key=, base_url=, timeout=, ... } -> client
+function Client.new(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then usage_at(3, "new", 1, "table expected, got %s", type(opts)) end
+  for k, v in pairs(opts) do
+    local o = OPTIONS[k]
+    if not o then usage_at(3, "new", 1, "unknown option '%s'", tostring(k)) end
+    if not o[1](v) then usage_at(3, "new", 1, "option '%s' must be %s", k, o[2]) end
+  end
+  local key = opts.api_key or getenv("BLAND_API_KEY")
+  if key == nil or key == "" then
+    usage_at(3, "new", 1, "no API key: pass api_key or set BLAND_API_KEY")
+  end
+  if not header_safe(key) then usage_at(3, "new", 1, "option 'api_key' must be %s", OPTIONS.api_key[2]) end
+  local base = opts.base_url or getenv("BLAND_BASE_URL") or DEFAULT_BASE_URL
+  local scheme, host = base:match("^(https?)://([^/?#]+)")
+  if not scheme or base:find("[%s%z?#]") then
+    usage_at(3, "new", 1, "base_url must be an http:// or https:// URL, got %q", base)
+  end
+  host = host:gsub("^.*@", ""):gsub(":%d+$", "")
+  if scheme == "http" and not is_loopback(host) and not opts.allow_insecure then
+    usage_at(3, "new", 1, "base_url %s is plain http to another host: the API key would travel "
+      .. "unencrypted (use https, or allow_insecure = true)", base)
+  end
+  local c = core.client {
+    api_key = key,
+    base_url = (base:gsub("/+$", "")),
+    timeout = opts.timeout,
+    connect_timeout = opts.connect_timeout,
+    deadline = opts.deadline,
+    max_retries = opts.max_retries,
+    retry_base_delay = opts.retry_base_delay,
+    retry_max_delay = opts.retry_max_delay,
+    retry_after_max = opts.retry_after_max,
+    max_body = opts.max_body,
+    keep_nulls = opts.keep_nulls,
+    user_agent = opts.user_agent or user_agent(),
+    cainfo = opts.cainfo,
+    capath = opts.capath,
+  }
+  -- the key lives in the C object only: a dump of this table cannot show it
+  return setmetatable({ _c = c, page_size = opts.page_size or MAX_PAGE }, Client)
+end
+
+function Client:__tostring()
+  return tostring(self._c)
+end
+
+local function check_run_id(fname, run_id)
+  if type(run_id) ~= "string" or run_id == "" then
+    usage(fname, 1, "run_id must be a non-empty string, got %s", run_id == "" and '""' or type(run_id))
+  end
+end
+
+local CALL_RESULT_PARAMS = {
+  include_agent_results = { is_boolean, "a boolean" },
+  limit = { whole_in(1, MAX_PAGE), "a whole number from 1 to 100" },
+  starting_after = { is_string, "a non-empty string" },
+  ending_before = { is_string, "a non-empty string" },
+}
+
+-- Checks the caller's params and returns a copy, with limit set when given.
+local function call_result_params(fname, params, limit)
+  if params ~= nil and type(params) ~= "table" then
+    usage(fname, 2, "params must be a table, got %s", type(params))
+  end
+  local out = { limit = limit }
+  for k, v in pairs(params or {}) do
+    local p = CALL_RESULT_PARAMS[k]
+    if not p then usage(fname, 2, "unknown parameter '%s'", tostring(k)) end
+    if not p[1](v) then usage(fname, 2, "%s must be %s", k, p[2]) end
+    out[k] = v
+  end
+  if out.starting_after and out.ending_before then
+    usage(fname, 2, "starting_after and ending_before cannot be combined")
+  end
+  return out
+end
+
+--- for result, page in client:call_results(run_id [, params]) do ... end
+-- Follows next_cursor to the end; raises an error value on failure.
+function Client:call_results(run_id, params)
+  check_run_id("call_results", run_id)
+  local p = call_result_params("call_results", params, self.page_size)
+  return self._c:_iter("call-results", run_id, p)
+end
+
+--- for snapshot, page in client:agent_snapshots(run_id) do ... end
+function Client:agent_snapshots(run_id)
+  check_run_id("agent_snapshots", run_id)
+  return self._c:_iter("agent-snapshots", run_id)
+end
+
+--- client:call_results_page(run_id [, params]) -> page | nil, err
+function Client:call_results_page(run_id, params)
+  check_run_id("call_results_page", run_id)
+  return self._c:_page("call-results", run_id, call_result_params("call_results_page", params))
+end
+
+--- client:agent_snapshots_page(run_id) -> page | nil, err
+function Client:agent_snapshots_page(run_id)
+  check_run_id("agent_snapshots_page", run_id)
+  return self._c:_page("agent-snapshots", run_id)
+end
+
+--- for result, page in client:failed_call_results(run_id [, params]) do ... end
+-- The call results with failed_agent_count > 0.
+function Client:failed_call_results(run_id, params)
+  check_run_id("failed_call_results", run_id)
+  local p = call_result_params("failed_call_results", params, self.page_size)
+  local step, it, _, closing = self._c:_iter("call-results", run_id, p)
+  return function()
+    while true do
+      local r, page = step(it)
+      if r == nil then return nil end
+      if (r.failed_agent_count or 0) > 0 then return r, page end
+    end
+  end, it, nil, closing
+end
+
+--- client:close(): releases the connection; the client cannot be used after.
+function Client:close()
+  self._c:close()
+end
+Client.__close = Client.close
+
+return Client
