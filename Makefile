@@ -4,7 +4,8 @@
 #   make                 build build/lua5.4/blandeval/core.so
 #   make LUA=luajit      build build/luajit/blandeval/core.so (Lua 5.1 ABI)
 #   make test            install missing packages, build both, run busted under both
-#   make demo            the example script
+#   make demo            examples/failed_calls.lua against the fake API (or the real
+#                        one, with BLAND_API_KEY and RUN_ID set)
 #   make bench           bench/decode under both interpreters
 #   make valgrind        the decode specs under valgrind (Lua 5.4)
 
@@ -57,9 +58,8 @@ test: deps
 	@sh spec/support/run-specs.sh $(INTERPRETERS)
 
 demo: deps
-	@$(MAKE) --no-print-directory all
-	@LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;;" LUA_CPATH="$(BUILD)/?.so;;" \
-		$(LUA) examples/failed_calls.lua
+	@$(MAKE) --no-print-directory -s all
+	@sh examples/demo.sh $(LUA) $(BUILD)
 
 bench: deps
 	@for l in $(INTERPRETERS); do $(MAKE) --no-print-directory LUA=$$l all || exit 1; done

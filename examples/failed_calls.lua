@@ -1,59 +1,44 @@
 -- examples/failed_calls.lua: print an eval run's failed calls (failed_agent_count > 0)
 -- with the agents that failed them.
 --
---   lua5.4 examples/failed_calls.lua CALL_RESULTS.json [AGENT_SNAPSHOTS.json]
---       reads saved bodies of List Call Results (?include_agent_results=true) and
---       List Agent Snapshots, e.g. as fetched with curl from the real API;
---   lua5.4 examples/failed_calls.lua
---       uses a realistic sample page from the bundled generator (what `make demo` runs).
+--   BLAND_API_KEY=... lua5.4 examples/failed_calls.lua RUN_ID
+--
+-- The key comes from BLAND_API_KEY, the host from BLAND_BASE_URL (default
+-- https://api.bland.ai). `make demo` runs it against the bundled fake API.
 local blandeval = require "blandeval"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
+local run_id = arg[1] or os.getenv("RUN_ID")
+if not run_id then
+  io.stderr:write("usage: failed_calls.lua RUN_ID\n")
+  os.exit(2)
 end
 
-local results_text, snapshots_text
-if arg[1] then
-  results_text = read(arg[1])
-  snapshots_text = arg[2] and read(arg[2])
-else
-  local pagegen = require "pagegen"
-  results_text = pagegen.call_results_page { seed = 42, count = 100, include_agent_results = true, agents = 3 }
-  snapshots_text = pagegen.agent_snapshots_page { seed = 42, count = 3 }
-end
+local client = blandeval.new {}
 
--- Both endpoints wrap their list in {"data": {...}, "errors": ...}.
-local function list(text, what)
-  local body, err = blandeval.decode(text)
-  if not body then error(what .. ": " .. err, 0) end
-  if body.errors then error(what .. ": the API answered with errors", 0) end
-  return body.data.data, body
-end
-
-local results, page = list(results_text, "call results")
+-- the agents of the run, frozen at submission: their names for the report
 local agent_names = {}
-if snapshots_text then
-  for _, s in ipairs((list(snapshots_text, "agent snapshots"))) do
-    agent_names[s.id] = s.name
-  end
+for snapshot in client:agent_snapshots(run_id) do
+  agent_names[snapshot.id] = snapshot.name
 end
 
-local failed = 0
-for _, r in ipairs(results) do
-  if (r.failed_agent_count or 0) > 0 then
-    failed = failed + 1
-    print(("%s  %-32s %s  %d agent(s) failed"):format(r.call_id, r.call_display_name or "(unnamed call)",
-      r.status, r.failed_agent_count))
-    for _, a in ipairs(r.agent_results) do
-      if a.failed then
-        print(("    %-36s %s: %s"):format(agent_names[a.eval_run_agent_snapshot_id] or a.eval_agent_id,
-          a.failure_code or "FAILED", a.failure_message or "(no message)"))
-      end
+local failed, last_page
+for result, page in client:failed_call_results(run_id, { include_agent_results = true }) do
+  failed = (failed or 0) + 1
+  last_page = page
+  print(("%s  %-32s %-8s %d agent(s) failed"):format(result.call_id,
+    result.call_display_name or "(unnamed call)", result.status, result.failed_agent_count))
+  for _, verdict in ipairs(result.agent_results) do
+    if verdict.failed then
+      print(("    %-40s %s: %s"):format(
+        agent_names[verdict.eval_run_agent_snapshot_id] or verdict.eval_agent_id,
+        verdict.failure_code or "FAILED", verdict.failure_message or "(no message)"))
     end
   end
 end
-print(("%d of %d calls on this page failed (run %s, %s calls resolved)"):format(failed, #results,
-  tostring(page.run_status), tostring(page.run_resolved_call_count)))
+if last_page then
+  print(("%d failed calls; run %s, %s calls resolved"):format(failed, tostring(last_page.run_status),
+    tostring(last_page.run_resolved_call_count)))
+else
+  print("no failed calls")
+end
+client:close()
