@@ -29,6 +29,12 @@ typedef struct be_decode_opts {
 } be_decode_opts;
 
 #define BE_DEFAULT_MAX_DEPTH 1000
+/* the deepest nesting the Lua stack can hold (see decode.c) */
+#if LUA_VERSION_NUM >= 502
+#define BE_MAX_DEPTH 100000
+#else
+#define BE_MAX_DEPTH 2500
+#endif
 #define BE_DEFAULT_MAX_SIZE ((size_t)64 << 20)
 
 typedef struct be_decode_error {

@@ -362,6 +362,10 @@ static int iter_next(lua_State *L)
         lua_pop(L, 1);
         lua_rawgeti(L, uv, UV_SEEN);
         if (!fetch(L, c, p, lua_gettop(L))) {
+            if (p->cursor != NULL) {         /* where to resume: the page that failed */
+                lua_pushstring(L, p->cursor);
+                lua_setfield(L, -2, p->backward ? "ending_before" : "starting_after");
+            }
             iter_release(L, 1, it, ITER_DONE);
             return lua_error(L);             /* nothing malloc'd is pending here */
         }

@@ -1,6 +1,7 @@
 /* core.c: the blandeval.core module table and its argument checking. */
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -27,10 +28,13 @@ static lua_Number opt_whole(lua_State *L, int t, const char *name, lua_Number de
         return def;
     }
     v = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || v != v || v < min || v > max || v != (lua_Number)(long long)v)
-        luaL_error(L, "bad argument #2 to 'decode' (option '%s' must be a whole number from %d, got %s)",
-                   name, (int)min, lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
-                                                                   : luaL_typename(L, -1));
+    if (lua_type(L, -1) != LUA_TNUMBER || v != v || v < min || v > max || v != (lua_Number)(long long)v) {
+        char range[64];
+        snprintf(range, sizeof range, "from %.0f to %.0f", (double)min, (double)max);
+        luaL_error(L, "bad argument #2 to 'decode' (option '%s' must be a whole number %s, got %s)",
+                   name, range, lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                                                              : luaL_typename(L, -1));
+    }
     lua_pop(L, 1);
     return v;
 }
@@ -65,10 +69,14 @@ static void check_option_names(lua_State *L, int t, const char *fname,
 static int l_decode(lua_State *L)
 {
     size_t len;
-    const char *text = luaL_checklstring(L, 1, &len);
+    const char *text;
     be_decode_opts o;
     be_decode_error err;
 
+    if (lua_type(L, 1) != LUA_TSTRING)       /* a number is not JSON text */
+        return luaL_argerror(L, 1, lua_pushfstring(L, "string expected, got %s",
+                                                   luaL_typename(L, 1)));
+    text = lua_tolstring(L, 1, &len);
     o.keep_nulls = 0;
     o.max_depth = BE_DEFAULT_MAX_DEPTH;
     o.max_size = BE_DEFAULT_MAX_SIZE;
@@ -81,7 +89,7 @@ static int l_decode(lua_State *L)
                        luaL_typename(L, -1));
         o.keep_nulls = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        o.max_depth = (int)opt_whole(L, 2, "max_depth", BE_DEFAULT_MAX_DEPTH, 1, 1e9);
+        o.max_depth = (int)opt_whole(L, 2, "max_depth", BE_DEFAULT_MAX_DEPTH, 1, BE_MAX_DEPTH);
         o.max_size = (size_t)opt_whole(L, 2, "max_size", (lua_Number)BE_DEFAULT_MAX_SIZE, 0, 9e15);
         lua_settop(L, 1);
     }

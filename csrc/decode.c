@@ -23,9 +23,16 @@
 
 #include "blandeval.h"
 
-/* Pending values an open container may keep on the Lua stack before the
- * innermost one is flushed, and the slots reserved per lua_checkstack call. */
+/* Pending values the open containers may keep on the Lua stack before the
+ * innermost one is flushed, and the slots reserved per lua_checkstack call.
+ * Besides them each open level holds at most two slots (its table and a key),
+ * so LIMIT + 2 * BE_MAX_DEPTH stays within the VM's stack: LuaJIT allows 8000
+ * slots to one C call, Lua 5.4 a million. */
+#if LUA_VERSION_NUM >= 502
 #define PENDING_LIMIT 4000
+#else
+#define PENDING_LIMIT 2000
+#endif
 #define STACK_CHUNK 64
 #define INLINE_FRAMES 32
 #define INLINE_BUF 512
@@ -153,18 +160,18 @@ static int ensure(dec *d, int n)
     return 1;
 }
 
-/* Reserves n stack slots for the values about to be pushed. */
-static inline int need(dec *d, int n, const unsigned char *at)
+/* Reserves n stack slots for the values about to be pushed. The limits make
+ * running out impossible short of memory, so failing raises. */
+static inline void need(dec *d, int n)
 {
     if (BE_UNLIKELY(d->room < n) && !ensure(d, n))
-        return fail_plain(d, at, "Lua stack exhausted");
+        luaL_error(d->L, "blandeval.decode: Lua stack exhausted");
     d->room -= n;
-    return 1;
 }
 
-/* Called when container f has just taken a complete element: when the values
- * waiting on the stack are too many, f (the innermost container, and at an
- * element boundary) moves its elements into its table now. */
+/* Called whenever container f has just taken a complete element: when the
+ * values waiting on the stack are too many, f (the innermost container, and at
+ * an element boundary) moves its elements into its table now. */
 static void relieve(dec *d, frame *f)
 {
     if (lua_gettop(d->L) - d->values_base > PENDING_LIMIT && lua_checkstack(d->L, 3))
@@ -505,8 +512,8 @@ static const double pow10_exact[23] = {
 };
 
 /* Text the fast paths cannot convert exactly goes through the VM's own
- * conversion (n bytes at s): correctly rounded, and deaf to the C locale's
- * decimal point. */
+ * conversion, correctly rounded: n bytes at s, digits and an exponent with no
+ * decimal point, so that no C locale can read it differently. */
 static int number_vm(dec *d, const char *s, size_t n, const unsigned char *at)
 {
     lua_State *L = d->L;
@@ -546,27 +553,38 @@ typedef struct numscan {
 
 #define EXP_SATURATE ((int64_t)400000000000000000)
 
-/* Rewrites the number as [-]0.DIGITSe<pos>, for exponents too long for the
- * VM's scanner that leading or trailing zeros bring back into range. */
+/* Significant digits kept for the VM: 767 decide the rounding of any double;
+ * past them one sticky digit says whether anything nonzero was dropped. */
+#define KEEP_DIGITS 780
+
+/* Rewrites the number as [-]DIGITSe<exp> (at most KEEP_DIGITS + 1 digits) and
+ * converts that: the VM's scanners refuse a million digits or an exponent
+ * past 2^20, and strtod reads a '.' by the locale. */
 static int number_normalized(dec *d, const unsigned char *s, const unsigned char *p,
                              const numscan *n)
 {
-    size_t len = 0;
+    size_t len = 0, kept = 0;
     const unsigned char *q = s;
-    int started = 0;
+    int sticky = 0;
 
-    reserve_scratch(d, 0, (size_t)(p - s) + 32);
+    reserve_scratch(d, 0, KEEP_DIGITS + 40);
     if (n->neg)
         d->scratch[len++] = '-';
-    d->scratch[len++] = '0';
-    d->scratch[len++] = '.';
     for (; q < p && *q != 'e' && *q != 'E'; q++) {
-        if (!IS_DIGIT(*q) || (!started && *q == '0'))
+        if (!IS_DIGIT(*q) || (kept == 0 && *q == '0'))
             continue;
-        started = 1;
-        d->scratch[len++] = *q;
+        if (kept < KEEP_DIGITS) {
+            d->scratch[len++] = *q;
+            kept++;
+        } else if (*q != '0')
+            sticky = 1;
     }
-    len += (size_t)snprintf((char *)d->scratch + len, 24, "e%ld", (long)(n->pos + n->e));
+    if (sticky) {
+        d->scratch[len++] = '1';
+        kept++;
+    }
+    len += (size_t)snprintf((char *)d->scratch + len, 32, "e%ld",
+                            (long)(n->pos + n->e - (int64_t)kept));
     return number_vm(d, (const char *)d->scratch, len, s);
 }
 
@@ -664,10 +682,7 @@ static const unsigned char *number(dec *d, const unsigned char *p)
         return p;
     }
 #endif
-    if (n.e > 100000 || n.e < -100000) {
-        if (!number_normalized(d, s, p, &n))
-            return NULL;
-    } else if (!number_vm(d, (const char *)s, (size_t)(p - s), s))
+    if (!number_normalized(d, s, p, &n))
         return NULL;
     {
         lua_Number v = lua_tonumber(d->L, -1);
@@ -729,8 +744,7 @@ static int open_container(dec *d, const unsigned char *at, int object)
  * the member's value. */
 static const unsigned char *member_key(dec *d, const unsigned char *p)
 {
-    if (!need(d, 3, p))
-        return NULL;
+    need(d, 3);
     if (*p != '"') {
         fail(d, p, p >= d->end ? "unexpected end of input" : "expected string key");
         return NULL;
@@ -774,8 +788,7 @@ value:
             p++;
             goto close;
         }
-        if (!need(d, 2, p))
-            return 0;
+        need(d, 2);
         goto value;
     case '"':
         p = string(d, p + 1);
@@ -829,7 +842,7 @@ next:
             lua_rawset(L, f->base);
         else
             lua_rawseti(L, f->base, f->count);
-    } else if (BE_UNLIKELY(d->room < STACK_CHUNK / 2))
+    } else
         relieve(d, f);
     p = skip_ws(p);
     if (f->object) {
@@ -846,8 +859,7 @@ next:
         return fail(d, p, p >= d->end ? "unexpected end of input" : "expected ',' or '}'");
     }
     if (*p == ',') {
-        if (!need(d, 2, p))
-            return 0;
+        need(d, 2);
         p++;
         goto value;
     }
@@ -858,8 +870,7 @@ next:
     return fail(d, p, p >= d->end ? "unexpected end of input" : "expected ',' or ']'");
 
 close:
-    if (!need(d, 3, p))
-        return 0;
+    need(d, 3);
     close_container(d);
     goto next;
 

@@ -434,6 +434,18 @@ describe("decode: arguments and options", function()
     raises("string expected", nil)
     raises("string expected", {})
     raises("string expected", true)
+    raises("string expected", 123)      -- a number is not JSON text, though Lua could convert it
+    raises("string expected", 1e301)
+  end)
+
+  it("max_depth is capped by what the Lua stack can hold", function()
+    local cap = jit and 2500 or 100000
+    raises("max_depth", "1", { max_depth = cap + 1 })
+    local s = ('{"a":'):rep(cap) .. "1" .. ("}"):rep(cap)
+    assert.is_table(decode(s, { max_depth = cap }))
+    -- at the cap, with many values waiting at every level
+    s = ("["):rep(cap - 100) .. ("1,"):rep(3000) .. "1" .. ("]"):rep(cap - 100)
+    assert.is_table(decode(s, { max_depth = cap }))
   end)
 
   it("opts must be a table or nil", function()
@@ -456,6 +468,71 @@ describe("decode: arguments and options", function()
     assert.are.same({ 1 }, decode("[1]", { keep_nulls = false, max_depth = 1, max_size = 3 }))
     assert.are.same({ null }, decode("[null]", { keep_nulls = true }))
     assert.are.same({ 1 }, decode("[1]", {}))
+  end)
+end)
+
+describe("decode: the Lua stack", function()
+  -- values waiting at many levels at once: each level of these holds pending
+  -- members when its child opens (LuaJIT allows 8000 slots to one C call)
+  it("holds wide containers at every level of a deep document", function()
+    local t = {}
+    for i = 1, 10 do t[i] = '"k' .. i .. '":0' end
+    local member = "{" .. concat(t, ",") .. ',"z":'
+    local s = "[" .. rep("0,", 3990) .. rep(member, 350) .. "0" .. rep("}", 350) .. "]"
+    local v = ok(s)
+    assert.are.equal(3991, #v)
+    assert.are.equal(0, v[3991].z.z.k10)
+    v = ok(rep(member, 1000) .. "0" .. rep("}", 1000))
+    assert.are.equal(0, v.z.z.z.k1)
+  end)
+end)
+
+describe("decode: numbers the VM converts", function()
+  it("reads a million digits (LuaJIT's own scanner stops at 2^20) #heavy", function()
+    assert.are.equal(tonumber("1." .. rep("1", 40)), ok("1." .. rep("1", 1048576)))
+    assert.are.equal(1.5555555555555556, ok("[1." .. rep("5", 1048576) .. "]")[1])
+    assert.are.equal(0.5, ok("0.5" .. rep("0", 2000000)))
+    assert.are.equal(1, ok("1" .. rep("0", 1100000) .. "e-1100000"))
+  end)
+
+  it("rounds correctly when digits beyond the 780 kept decide a halfway case", function()
+    -- 1 + 2^-53 is exactly halfway between 1 and the next double: anything above
+    -- it rounds up, the halfway value itself rounds to even (1)
+    local half = "1.00000000000000011102230246251565404236316680908203125"
+    assert.are.equal(1, ok(half))
+    assert.are.equal(1.0000000000000002, ok(half .. rep("0", 900) .. "1"))
+    assert.are.equal(1, ok(half .. rep("0", 900)))
+  end)
+
+  it("does not depend on the C locale's decimal point", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    -- a locale with a decimal comma, built for this test; a child process sees it
+    -- through LOCPATH and switches to it
+    os.execute(("mkdir -p %s && localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1"):format(dir, dir))
+    local script = dir .. "/check.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local b = require "blandeval"
+      assert(os.setlocale("de_DE.UTF-8", "numeric"), "no locale")
+      -- (LuaJIT formats numbers without the locale: check the locale on 5.4 only)
+      assert(jit or tostring(1.5) == "1,5", "the locale's decimal point is not a comma")
+      local v = assert(b.decode("[1.25, 1." .. ("1"):rep(250) .. ", 0.1234567890123456789012e5, 1.5e-400]"))
+      assert(v[1] == 1.25 and v[2] > 1.11 and v[2] < 1.12 and v[3] == 12345.67890123456789012 and v[4] == 0)
+      io.write("ok")
+    ]])
+    f:close()
+    local interp = jit and "luajit" or "lua5.4"
+    local p = io.popen(("LOCPATH=%s LUA_PATH=%q LUA_CPATH=%q %s %s 2>&1"):format(dir, package.path,
+      package.cpath, interp, script))
+    local out = p:read("*a")
+    p:close()
+    os.execute("rm -rf " .. dir)
+    if out:find("no locale", 1, true) then
+      pending("localedef could not build de_DE.UTF-8 here")
+      return
+    end
+    assert.are.equal("ok", out)
   end)
 end)
 
