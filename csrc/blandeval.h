@@ -95,6 +95,7 @@ typedef struct be_pager {
     char *query;                  /* fixed query: include_agent_results=...&limit=... */
     char *cursor;                 /* the cursor of the next request, NULL for the first */
     char *prev_cursor;            /* the cursor of the last page received */
+    size_t cursor_len, prev_len;  /* cursors are Lua strings: they may hold NUL */
     int paged;                    /* the endpoint takes cursors */
     int backward;                 /* ending_before: paging toward older items */
     int done;

@@ -23,6 +23,7 @@ typedef struct be_client {
     be_http http;
     char *base_url;               /* without a trailing slash */
     char *key;                    /* kept only to redact it */
+    const char *secret;           /* what to redact: the key, less any "Bearer " */
     double timeout, deadline;     /* seconds per attempt; for all attempts (0: none) */
     double retry_base, retry_max, retry_after_max;
     int max_retries;
@@ -103,10 +104,11 @@ static void push_transfer_error(lua_State *L, be_client *c, CURLcode rc)
     e.curl = be_curl_name(rc);
     e.status = c->http.status;
     e.request_id = c->http.request_id;
-    e.redact = c->key;
+    e.redact = c->secret;
     e.retryable = be_curl_retryable(rc);
     if (c->http.too_big) {
         e.kind = "protocol";
+        e.curl = NULL;
         e.retryable = 0;
         snprintf(msg, sizeof msg, "the response body is larger than max_body (%lu bytes)",
                  (unsigned long)c->http.max_body);
@@ -141,7 +143,7 @@ static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx)
             push_transfer_error(L, c, rc);
             ok = 0;
         } else
-            ok = be_pager_response(L, p, &c->http, seen_idx, c->key);
+            ok = be_pager_response(L, p, &c->http, seen_idx, c->secret);
         if (ok)
             return 1;
         lua_getfield(L, -1, "retryable");
@@ -201,6 +203,7 @@ static void client_release(be_client *c)
     free(c->key);
     free(c->base_url);
     c->key = c->base_url = NULL;
+    c->secret = NULL;
     c->closed = 1;
 }
 
@@ -238,6 +241,9 @@ static int l_client(lua_State *L)
     c->key = opt_string(L, 1, "api_key");
     if (c->base_url == NULL || c->key == NULL || !be_http_init(&c->http))
         return luaL_error(L, "blandeval: cannot create the client (out of memory)");
+    c->secret = c->key;
+    if (strncmp(c->key, "Bearer ", 7) == 0 || strncmp(c->key, "bearer ", 7) == 0)
+        c->secret = c->key + 7;
     c->timeout = opt_number(L, 1, "timeout", 30);
     c->deadline = opt_number(L, 1, "deadline", 0);
     c->retry_base = opt_number(L, 1, "retry_base_delay", 0.5);
@@ -363,7 +369,7 @@ static int iter_next(lua_State *L)
         lua_rawgeti(L, uv, UV_SEEN);
         if (!fetch(L, c, p, lua_gettop(L))) {
             if (p->cursor != NULL) {         /* where to resume: the page that failed */
-                lua_pushstring(L, p->cursor);
+                lua_pushlstring(L, p->cursor, p->cursor_len);
                 lua_setfield(L, -2, p->backward ? "ending_before" : "starting_after");
             }
             iter_release(L, 1, it, ITER_DONE);

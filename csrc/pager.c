@@ -54,14 +54,17 @@ static void add_escaped(luaL_Buffer *b, const char *s, size_t len)
     }
 }
 
-/* Takes the string on the top of the stack as a new malloc'd copy in *slot. */
-static void take_string(lua_State *L, char **slot)
+/* Takes the string on the top of the stack as a new malloc'd copy in *slot,
+ * its length (it may hold NUL bytes) in *len. */
+static void take_string(lua_State *L, char **slot, size_t *len)
 {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    char *d = dup_string(L, s, len);
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    char *d = dup_string(L, s, n);
     free(*slot);
     *slot = d;
+    if (len != NULL)
+        *len = n;
     lua_pop(L, 1);
 }
 
@@ -90,7 +93,7 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
     luaL_addchar(&b, '/');
     luaL_addstring(&b, endpoint);
     luaL_pushresult(&b);
-    take_string(L, &p->path);
+    take_string(L, &p->path, NULL);
 
     if (params_idx == 0 || !p->paged) {
         p->query = dup_string(L, "", 0);
@@ -112,18 +115,18 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
     }
     lua_pop(L, 1);
     luaL_pushresult(&b);
-    take_string(L, &p->query);
+    take_string(L, &p->query, NULL);
 
     lua_getfield(L, params_idx, "ending_before");
     lua_getfield(L, params_idx, "starting_after");
     if (!lua_isnil(L, -1)) {
-        take_string(L, &p->cursor);
+        take_string(L, &p->cursor, &p->cursor_len);
     } else {
         lua_pop(L, 1);
         if (!lua_isnil(L, -1)) {
             p->backward = 1;
             lua_pushvalue(L, -1);
-            take_string(L, &p->cursor);
+            take_string(L, &p->cursor, &p->cursor_len);
         }
     }
     lua_pop(L, 1);
@@ -145,7 +148,7 @@ void be_pager_push_url(lua_State *L, const be_pager *p, const char *base_url)
         if (p->query[0] != '\0')
             luaL_addchar(&b, '&');
         luaL_addstring(&b, p->backward ? "ending_before=" : "starting_after=");
-        add_escaped(&b, p->cursor, strlen(p->cursor));
+        add_escaped(&b, p->cursor, p->cursor_len);
     }
     luaL_pushresult(&b);
 }
@@ -357,30 +360,36 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
         }
     }
 
-    /* the next cursor */
+    /* the next cursor: next_cursor; going backward, when the server gives
+     * none, the first item's id (the API documents no backward cursor) */
     if (p->paged && lua_toboolean(L, -1)) {
-        if (p->backward) {
-            if (n == 0)
-                return protocol_failure(L, h, secret, "has_more on an empty page going backward", top);
+        size_t len;
+        const char *next;
+        lua_getfield(L, data, "next_cursor");
+        if (p->backward && lua_type(L, -1) != LUA_TSTRING && n > 0) {
+            lua_pop(L, 1);
             lua_rawgeti(L, items, 1);
             lua_getfield(L, -1, "id");
             lua_remove(L, -2);
-        } else
-            lua_getfield(L, data, "next_cursor");
-        if (lua_type(L, -1) != LUA_TSTRING || be_rawlen(L, -1) == 0)
+        }
+        next = lua_tolstring(L, -1, &len);
+        if (lua_type(L, -1) != LUA_TSTRING || len == 0)
             return protocol_failure(L, h, secret, "has_more is true but there is no cursor", top);
-        if (p->cursor != NULL && strcmp(lua_tostring(L, -1), p->cursor) == 0) {
+        if (p->cursor != NULL && len == p->cursor_len && memcmp(next, p->cursor, len) == 0) {
             snprintf(msg, sizeof msg, "the cursor did not advance (%.80s)", p->cursor);
             return protocol_failure(L, h, secret, msg, top);
         }
         free(p->prev_cursor);
         p->prev_cursor = p->cursor;
+        p->prev_len = p->cursor_len;
         p->cursor = NULL;
-        take_string(L, &p->cursor);
+        take_string(L, &p->cursor, &p->cursor_len);
     } else {
         free(p->prev_cursor);
         p->prev_cursor = p->cursor;
+        p->prev_len = p->cursor_len;
         p->cursor = NULL;
+        p->cursor_len = 0;
         p->done = 1;
     }
     p->pages++;
@@ -393,7 +402,7 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
     be_pushint(L, p->pages);
     lua_setfield(L, data, "number");
     if (p->prev_cursor != NULL) {
-        lua_pushstring(L, p->prev_cursor);
+        lua_pushlstring(L, p->prev_cursor, p->prev_len);
         lua_setfield(L, data, "cursor");
     }
     if (h->request_id[0] != '\0') {

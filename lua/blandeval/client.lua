@@ -114,6 +114,10 @@ local function check_run_id(fname, run_id)
   if type(run_id) ~= "string" or run_id == "" then
     usage(fname, 1, "run_id must be a non-empty string, got %s", run_id == "" and '""' or type(run_id))
   end
+  -- "." and ".." are path segments of their own that any URL normalizer removes
+  if run_id == "." or run_id == ".." then
+    usage(fname, 1, "run_id cannot be %q", run_id)
+  end
 end
 
 local CALL_RESULT_PARAMS = {
