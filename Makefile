@@ -7,7 +7,7 @@
 #   make demo            examples/failed_calls.lua against the fake API (or the real
 #                        one, with BLAND_API_KEY and RUN_ID set)
 #   make bench           bench/decode under both interpreters
-#   make valgrind        the decode specs under valgrind (Lua 5.4)
+#   make valgrind        the decode and client specs under valgrind (Lua 5.4)
 
 LUA      ?= lua5.4
 CC       ?= cc
