@@ -25,7 +25,7 @@ build = {
   type = "builtin",
   modules = {
     ["blandeval.core"] = {
-      sources = { "csrc/core.c", "csrc/decode.c", "csrc/errors.c", "csrc/pager.c",
+      sources = { "csrc/core.c", "csrc/decode.c", "csrc/errors.c", "csrc/pager.c", "csrc/retry.c",
                   "csrc/transport.c", "csrc/client.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },

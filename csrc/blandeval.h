@@ -4,6 +4,7 @@
 #define BLANDEVAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <curl/curl.h>
 #include "compat.h"
 
@@ -110,6 +111,18 @@ void be_pager_push_url(lua_State *L, const be_pager *p, const char *base_url);
 int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
                       const char *secret);
 void be_pager_open(lua_State *L);
+void be_pager_expose(lua_State *L);
+
+/* The retry policy (retry.c) */
+typedef struct be_retry_policy {
+    int max_retries;
+    double base, max, after_max;  /* seconds: first wait, longest wait, longest Retry-After */
+} be_retry_policy;
+
+double be_uniform(uint64_t *state);
+double be_retry_wait(const be_retry_policy *rp, int attempt, double retry_after,
+                     double left, double u);
+void be_retry_open(lua_State *L);
 
 /* The client (client.c) */
 void be_client_open(lua_State *L);

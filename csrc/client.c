@@ -25,8 +25,7 @@ typedef struct be_client {
     char *key;                    /* kept only to redact it */
     const char *secret;           /* what to redact: the key, less any "Bearer " */
     double timeout, deadline;     /* seconds per attempt; for all attempts (0: none) */
-    double retry_base, retry_max, retry_after_max;
-    int max_retries;
+    be_retry_policy retry;
     int keep_nulls;
     int closed;
     uint64_t rng;                 /* jitter */
@@ -58,31 +57,6 @@ static void sleep_for(double seconds)
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-/* A uniform number in [0, 1) from the client's xorshift64* state. */
-static double uniform(be_client *c)
-{
-    c->rng ^= c->rng >> 12;
-    c->rng ^= c->rng << 25;
-    c->rng ^= c->rng >> 27;
-    return (double)((c->rng * 0x2545F4914F6CDD1Du) >> 11) / 9007199254740992.0;
-}
-
-/* The wait before attempt+1: exponential with jitter in [half, full], or what
- * the server asked for in Retry-After (capped). */
-static double backoff(be_client *c, int attempt, double retry_after)
-{
-    double d = c->retry_base;
-    int i;
-
-    if (retry_after >= 0)
-        return retry_after < c->retry_after_max ? retry_after : c->retry_after_max;
-    for (i = 1; i < attempt && d < c->retry_max; i++)
-        d *= 2;
-    if (d > c->retry_max)
-        d = c->retry_max;
-    return d * (0.5 + 0.5 * uniform(c));
 }
 
 static be_client *check_client(lua_State *L, int idx)
@@ -130,7 +104,7 @@ static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx)
     int attempt;
 
     for (attempt = 1;; attempt++) {
-        double timeout = c->timeout, wait;
+        double timeout = c->timeout, wait, left;
         CURLcode rc;
         int ok, retryable;
 
@@ -151,12 +125,17 @@ static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx)
         lua_pop(L, 1);
         be_pushint(L, attempt);
         lua_setfield(L, -2, "attempts");
-        if (!retryable || attempt > c->max_retries)
+        if (!retryable)
             return 0;
-        wait = backoff(c, attempt, c->http.retry_after);
-        if (deadline_at > 0 && now() + wait >= deadline_at) {
-            lua_pushboolean(L, 1);
-            lua_setfield(L, -2, "deadline_exceeded");
+        left = -1;                           /* no deadline */
+        if (deadline_at > 0)
+            left = deadline_at > now() ? deadline_at - now() : 0;
+        wait = be_retry_wait(&c->retry, attempt, c->http.retry_after, left, be_uniform(&c->rng));
+        if (wait < 0) {
+            if (attempt <= c->retry.max_retries) {
+                lua_pushboolean(L, 1);       /* retries were left: the deadline ended them */
+                lua_setfield(L, -2, "deadline_exceeded");
+            }
             return 0;
         }
         lua_pop(L, 1);
@@ -246,10 +225,10 @@ static int l_client(lua_State *L)
         c->secret = c->key + 7;
     c->timeout = opt_number(L, 1, "timeout", 30);
     c->deadline = opt_number(L, 1, "deadline", 0);
-    c->retry_base = opt_number(L, 1, "retry_base_delay", 0.5);
-    c->retry_max = opt_number(L, 1, "retry_max_delay", 8);
-    c->retry_after_max = opt_number(L, 1, "retry_after_max", 60);
-    c->max_retries = (int)opt_number(L, 1, "max_retries", 2);
+    c->retry.base = opt_number(L, 1, "retry_base_delay", 0.5);
+    c->retry.max = opt_number(L, 1, "retry_max_delay", 8);
+    c->retry.after_max = opt_number(L, 1, "retry_after_max", 60);
+    c->retry.max_retries = (int)opt_number(L, 1, "max_retries", 2);
     c->http.max_body = (size_t)opt_number(L, 1, "max_body", (double)BE_DEFAULT_MAX_SIZE);
     connect_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
     lua_getfield(L, 1, "keep_nulls");

@@ -131,6 +131,8 @@ BE_EXPORT int luaopen_blandeval_core(lua_State *L)
     lua_newtable(L);
     be_setfuncs(L, functions, 0);
     be_client_open(L);
+    be_retry_open(L);
+    be_pager_expose(L);
     lua_pushlightuserdata(L, NULL);          /* the same value as cjson.null and ngx.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, BE_VERSION);

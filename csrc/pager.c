@@ -413,14 +413,106 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
     return 1;
 }
 
-static const luaL_Reg pager_meta[] = {
-    { "__gc", pager_gc },
+/* ---- the pager from Lua, for transports that do their I/O in Lua ------- */
+
+/* core.pager(endpoint, run_id [, params [, keep_nulls]]) -> pager */
+static int l_pager(lua_State *L)
+{
+    const char *endpoint = luaL_checkstring(L, 1);
+
+    luaL_checkstring(L, 2);
+    be_pager_push(L, endpoint, 2, lua_istable(L, 3) ? 3 : 0, lua_toboolean(L, 4));
+    return 1;
+}
+
+/* pager:url(base_url) -> the next request's URL, or nil when done */
+static int pager_url(lua_State *L)
+{
+    be_pager *p = (be_pager *)luaL_checkudata(L, 1, BE_PAGER_MT);
+
+    if (p->done)
+        return 0;
+    be_pager_push_url(L, p, luaL_checkstring(L, 2));
+    return 1;
+}
+
+static void meta_string(lua_State *L, int t, const char *name, char *out, size_t outsz)
+{
+    size_t len;
+    const char *v;
+
+    lua_getfield(L, t, name);
+    v = lua_tolstring(L, -1, &len);
+    out[0] = '\0';
+    if (v != NULL) {
+        if (len >= outsz)
+            len = outsz - 1;
+        memcpy(out, v, len);
+        out[len] = '\0';
+    }
+    lua_pop(L, 1);
+}
+
+/* pager:response(status, body [, meta]) -> page | nil, err. meta: request_id,
+ * content_type (the response's headers), seen (a table of the ids seen in
+ * this iteration), secret (the string to redact). */
+static int pager_response(lua_State *L)
+{
+    be_pager *p = (be_pager *)luaL_checkudata(L, 1, BE_PAGER_MT);
+    be_http h;
+    size_t len;
+    const char *secret = NULL;
+    int seen = 0;
+
+    memset(&h, 0, sizeof h);
+    h.status = (long)luaL_checknumber(L, 2);
+    h.body = (char *)(uintptr_t)luaL_checklstring(L, 3, &len);  /* the pager only reads it */
+    h.len = len;
+    h.retry_after = -1;
+    lua_settop(L, 4);
+    if (lua_istable(L, 4)) {
+        meta_string(L, 4, "request_id", h.request_id, sizeof h.request_id);
+        meta_string(L, 4, "content_type", h.content_type, sizeof h.content_type);
+        lua_getfield(L, 4, "secret");        /* 5 */
+        secret = lua_tostring(L, 5);
+        lua_getfield(L, 4, "seen");          /* 6 */
+        if (lua_istable(L, 6))
+            seen = 6;
+    }
+    if (be_pager_response(L, p, &h, seen, secret))
+        return 1;
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* pager:done() -> whether the last page has been received */
+static int pager_done(lua_State *L)
+{
+    lua_pushboolean(L, ((be_pager *)luaL_checkudata(L, 1, BE_PAGER_MT))->done);
+    return 1;
+}
+
+static const luaL_Reg pager_methods[] = {
+    { "url", pager_url },
+    { "response", pager_response },
+    { "done", pager_done },
     { NULL, NULL }
 };
 
 void be_pager_open(lua_State *L)
 {
     luaL_newmetatable(L, BE_PAGER_MT);
-    be_setfuncs(L, pager_meta, 0);
+    lua_pushcfunction(L, pager_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newtable(L);
+    be_setfuncs(L, pager_methods, 0);
+    lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+}
+
+void be_pager_expose(lua_State *L)
+{
+    lua_pushcfunction(L, l_pager);
+    lua_setfield(L, -2, "pager");
 }
