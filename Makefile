@@ -6,7 +6,7 @@
 #   make test            install missing packages, build both, run busted under both
 #   make demo            examples/failed_calls.lua against the fake API (or the real
 #                        one, with BLAND_API_KEY and RUN_ID set)
-#   make bench           bench/decode under both interpreters
+#   make bench           bench/decode.lua under both interpreters, bench/openresty.sh
 #   make valgrind        the decode and client specs under valgrind (Lua 5.4)
 
 LUA      ?= lua5.4
@@ -66,6 +66,7 @@ bench: deps
 	@for l in $(INTERPRETERS); do \
 		LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;;" LUA_CPATH="build/$$l/?.so;;" \
 			$$l bench/decode.lua || exit 1; done
+	@sh bench/openresty.sh
 
 valgrind: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all

@@ -33,5 +33,6 @@ build = {
     },
     ["blandeval"] = "lua/blandeval/init.lua",
     ["blandeval.client"] = "lua/blandeval/client.lua",
+    ["blandeval.ngx"] = "lua/blandeval/ngx.lua",
   },
 }

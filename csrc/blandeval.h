@@ -89,6 +89,7 @@ typedef struct be_error {
 void be_push_error(lua_State *L, const be_error *e);
 void be_push_redacted(lua_State *L, const char *s, const char *secret);
 void be_errors_open(lua_State *L);
+void be_errors_expose(lua_State *L);
 
 /* The pager (pager.c): a cursor state machine that does no I/O. */
 typedef struct be_pager {

@@ -133,6 +133,7 @@ BE_EXPORT int luaopen_blandeval_core(lua_State *L)
     be_client_open(L);
     be_retry_open(L);
     be_pager_expose(L);
+    be_errors_expose(L);
     lua_pushlightuserdata(L, NULL);          /* the same value as cjson.null and ngx.null */
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, BE_VERSION);

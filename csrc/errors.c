@@ -103,10 +103,26 @@ static int error_tostring(lua_State *L)
     return 1;
 }
 
+/* core.error(t) -> t as an error value (for transports written in Lua) */
+static int l_error(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_getmetatable(L, BE_ERROR_MT);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
 void be_errors_open(lua_State *L)
 {
     luaL_newmetatable(L, BE_ERROR_MT);
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
+}
+
+void be_errors_expose(lua_State *L)
+{
+    lua_pushcfunction(L, l_error);
+    lua_setfield(L, -2, "error");
 }

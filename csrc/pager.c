@@ -486,6 +486,20 @@ static int pager_response(lua_State *L)
     return 2;
 }
 
+/* pager:cursor() -> the cursor of the next request (nil for the first) and
+ * whether it goes backward */
+static int pager_cursor(lua_State *L)
+{
+    be_pager *p = (be_pager *)luaL_checkudata(L, 1, BE_PAGER_MT);
+
+    if (p->cursor == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushlstring(L, p->cursor, p->cursor_len);
+    lua_pushboolean(L, p->backward);
+    return 2;
+}
+
 /* pager:done() -> whether the last page has been received */
 static int pager_done(lua_State *L)
 {
@@ -497,6 +511,7 @@ static const luaL_Reg pager_methods[] = {
     { "url", pager_url },
     { "response", pager_response },
     { "done", pager_done },
+    { "cursor", pager_cursor },
     { NULL, NULL }
 };
 

@@ -3,7 +3,8 @@
 -- C core does the requests, the paging and the retries.
 local core = require "blandeval.core"
 
-local type, tostring, pairs, error, setmetatable = type, tostring, pairs, error, setmetatable
+local type, tostring, pairs, ipairs, error, setmetatable = type, tostring, pairs, ipairs, error, setmetatable
+local ngx = ngx
 local getenv, floor = os.getenv, math.floor
 local format = string.format
 
@@ -50,7 +51,14 @@ local OPTIONS = {
   user_agent = { header_safe, "a string without CR, LF or NUL" },
   cainfo = { is_string, "a file name" },
   capath = { is_string, "a directory name" },
+  transport = { function(v) return v == "curl" or v == "ngx" end, '"curl" or "ngx"' },
+  location = { function(v) return type(v) == "string" and v:match("^/[%w%-_./]*$") ~= nil end,
+    "an nginx location path such as \"/_bland\"" },
 }
+
+-- Options that configure libcurl; under nginx the proxying location sets them.
+local CURL_ONLY = { "base_url", "timeout", "connect_timeout", "cainfo", "capath", "user_agent", "max_body",
+  "allow_insecure" }
 
 local function user_agent()
   local vm = jit and jit.version or _VERSION
@@ -76,6 +84,23 @@ function Client.new(opts)
     usage_at(3, "new", 1, "no API key: pass api_key or set BLAND_API_KEY")
   end
   if not header_safe(key) then usage_at(3, "new", 1, "option 'api_key' must be %s", OPTIONS.api_key[2]) end
+  -- inside nginx, where libcurl would block the worker, subrequests do the I/O
+  local transport = opts.transport or ((ngx and ngx.get_phase) and "ngx" or "curl")
+  if transport == "ngx" then
+    for _, k in ipairs(CURL_ONLY) do
+      if opts[k] ~= nil then
+        usage_at(3, "new", 1, "option '%s' is for the curl transport: under nginx, configure the "
+          .. "location that proxies to the API", k)
+      end
+    end
+    local backend = require("blandeval.ngx").new {
+      location = opts.location or "/_bland", api_key = key, keep_nulls = opts.keep_nulls,
+      deadline = opts.deadline, max_retries = opts.max_retries, retry_base_delay = opts.retry_base_delay,
+      retry_max_delay = opts.retry_max_delay, retry_after_max = opts.retry_after_max,
+    }
+    return setmetatable({ _c = backend, page_size = opts.page_size or MAX_PAGE }, Client)
+  end
+  if opts.location ~= nil then usage_at(3, "new", 1, "option 'location' is for the ngx transport") end
   local base = opts.base_url or getenv("BLAND_BASE_URL") or DEFAULT_BASE_URL
   local scheme, host = base:match("^(https?)://([^/?#]+)")
   if not scheme or base:find("[%s%z?#]") then

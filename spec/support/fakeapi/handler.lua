@@ -12,6 +12,7 @@
 --   run-<N>       N in 0..5000: N call results
 --   run-<other>   anything else after "run-" (e.g. "run-a b/c?d"): 3 call results
 --   opaque-<N>    like run-<N>, but cursors are opaque tokens, not item ids
+--   slow<MS>-<N>  like run-<N>, but every call-results page takes MS milliseconds longer
 --   fault-*       60 call results and a fault; see FAULTS below
 -- Items come from pagegen with a seed fixed per run, so every page is a slice of one run.
 -- Every item echoes the run id as given (percent-decoded path segment) in eval_run_id.
@@ -126,6 +127,11 @@ local function lookup(run_id)
     return n <= MAX_RUN and { n = n, seed = n + 1 } or nil
   end
   if run_id:match("^run%-") then return { n = 3, seed = 424242 } end
+  local ms, sn = run_id:match("^slow(%d+)%-(%d+)$")
+  if ms then
+    sn = tonumber(sn)
+    return sn <= MAX_RUN and { n = sn, seed = sn + 1, delay = tonumber(ms) / 1000 } or nil
+  end
   local base = run_id:match("^[^@]*")
   n = base:match("^opaque%-(%d+)$")
   if n then
@@ -139,6 +145,7 @@ end
 -- Item ids of a run (they depend only on the seed), cached per worker. Built once per seed:
 -- about 0.3 s for 5000 items; agents = 0 because an id does not depend on the agents.
 local id_cache = {}
+local page_cache = {}
 local function ids(run)
   local key = run.seed .. ":" .. run.n
   local c = id_cache[key]
@@ -170,6 +177,7 @@ local function cursor_of(run, k) return run.opaque and token(k) or ids(run).list
 local PAD = ("Padding that makes this page about 3 MB, to exercise a client's body size cap. ")
 
 local function call_results(run_id, run, args)
+  if run.delay then ngx.sleep(run.delay) end
   local include = args.include_agent_results
   if include == nil or include == "false" then include = false
   elseif include == "true" then include = true
@@ -242,11 +250,20 @@ local function call_results(run_id, run, args)
   local no_cursor = not later and eb == nil and f == "fault-no-cursor"
   if no_cursor then has_more, next_cursor = true, "@NULL@" end
 
-  local text, value = pagegen.call_results_page {
-    seed = run.seed, run_id = run_id, count = count, after_index = first - 1,
-    include_agent_results = include, agents = AGENTS, has_more = has_more,
-    next_cursor = next_cursor, run_status = "COMPLETE", resolved = run.n,
-  }
+  -- slow runs serve concurrency tests: their pages are made once per worker, so that
+  -- the only cost the server adds is the delay
+  local key = run.delay and table.concat({ run_id, first, count, tostring(include) }, SEP)
+  local text, value
+  if key and page_cache[key] then
+    text = page_cache[key]
+  else
+    text, value = pagegen.call_results_page {
+      seed = run.seed, run_id = run_id, count = count, after_index = first - 1,
+      include_agent_results = include, agents = AGENTS, has_more = has_more,
+      next_cursor = next_cursor, run_status = "COMPLETE", resolved = run.n,
+    }
+    if key then page_cache[key] = text end
+  end
   if no_cursor then text = text:gsub('"next_cursor":"@NULL@"', '"next_cursor":null', 1) end
 
   if later and (f == "fault-reset" and once(run_id, sa) or f == "fault-truncated") then

@@ -1,0 +1,158 @@
+-- blandeval.ngx: the transport inside nginx (OpenResty or Debian's Lua module).
+--
+-- libcurl would block the worker, so here the requests are subrequests
+-- (ngx.location.capture) to an internal location the user declares, which
+-- proxy_passes to the API: nginx's proxy module brings HTTP/1.1, TLS with
+-- verification, upstream keep-alive and timeouts, and the coroutine yields
+-- while it works. The same C pager builds each request and reads each
+-- response; backoff waits are ngx.sleep.
+local core = require "blandeval.core"
+
+local ngx = ngx
+local setmetatable, error, type, pairs, tonumber = setmetatable, error, type, pairs, tonumber
+local random, max = math.random, math.max
+
+local Backend = {}
+Backend.__index = Backend
+
+-- keys live here, not in the backend's fields, so that no dump of a client shows them
+local keys = setmetatable({}, { __mode = "k" })
+
+-- Phases where subrequests can be made (lua-nginx-module: ngx.location.capture).
+local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
+
+--- Backend.new(opts): opts as checked by blandeval.client, plus location.
+function Backend.new(opts)
+  local b = setmetatable({
+    location = opts.location,
+    keep_nulls = opts.keep_nulls or false,
+    deadline = opts.deadline,
+    policy = {
+      max_retries = opts.max_retries or 2,
+      base = opts.retry_base_delay or 0.5,
+      max = opts.retry_max_delay or 8,
+      after_max = opts.retry_after_max or 60,
+    },
+    closed = false,
+  }, Backend)
+  keys[b] = opts.api_key
+  return b
+end
+
+function Backend:__tostring()
+  return "blandeval.client (ngx transport via " .. self.location .. ")"
+end
+
+local function header(h, name)
+  local v = h[name]
+  if v == nil then
+    for k, x in pairs(h) do
+      if type(k) == "string" and k:lower() == name then v = x break end
+    end
+  end
+  if type(v) == "table" then v = v[1] end
+  return v
+end
+
+-- Gets the pager's next page, retrying as the policy allows: page, or nil, err.
+local function fetch(self, pager, seen)
+  local phase = ngx.get_phase()
+  if not CAPTURE_PHASES[phase] then
+    error(("blandeval: the ngx transport needs a request phase with subrequests (rewrite, "
+      .. "access or content), not %q: make the call from a handler"):format(phase), 0)
+  end
+  local deadline_at = self.deadline and ngx.now() + self.deadline
+  local key = keys[self]
+  local meta = { seen = seen, secret = (key:gsub("^[Bb]earer ", "")) }
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local url = pager:url("")
+    local path, args = url:match("^([^?]*)%??(.*)$")
+    local res = ngx.location.capture(self.location, {
+      method = ngx.HTTP_GET,
+      args = args,
+      vars = { blandeval_path = path, blandeval_key = key },
+    })
+    local h = res.header or {}
+    meta.request_id = header(h, "x-request-id") or header(h, "request-id")
+    meta.content_type = header(h, "content-type")
+    local page, err
+    if res.truncated then
+      err = core.error { kind = "network", message = "the response was cut short", retryable = true,
+        status = res.status, request_id = meta.request_id }
+    else
+      page, err = pager:response(res.status, res.body or "", meta)
+    end
+    if page then return page end
+    err.attempts = attempt
+    if not err.retryable then return nil, err end
+    local left
+    if deadline_at then left = max(0, deadline_at - ngx.now()) end
+    local retry_after = tonumber(header(h, "retry-after") or "")
+    local wait = core.retry_wait(self.policy, attempt, retry_after, left, random())
+    if not wait then
+      if attempt <= self.policy.max_retries and deadline_at then err.deadline_exceeded = true end
+      return nil, err
+    end
+    ngx.sleep(wait)
+  end
+end
+
+local function check_open(self)
+  if self.closed then error("blandeval: the client is closed", 3) end
+end
+
+--- The one-page call: page or nil, err.
+function Backend:_page(endpoint, run_id, params)
+  check_open(self)
+  return fetch(self, core.pager(endpoint, run_id, params, self.keep_nulls), nil)
+end
+
+local Iter = {}
+Iter.__index = Iter
+function Iter:close() self.state = "closed" self.items, self.page, self.pager = nil, nil, nil end
+Iter.__close = Iter.close
+
+local function step(it)
+  if it.state == "closed" then error("blandeval: the iterator is closed", 2) end
+  if it.state == "done" then return nil end
+  while it.idx >= it.n do
+    if it.pager:done() then it.state = "done" return nil end
+    it.empty = it.empty + 1
+    if it.empty > 16 then
+      it.state = "done"
+      error(core.error { kind = "protocol", message = "too many empty pages in a row", retryable = false }, 0)
+    end
+    check_open(it.backend)
+    local page, err = fetch(it.backend, it.pager, it.seen)
+    if not page then
+      it.state = "done"
+      local cursor, backward = it.pager:cursor()    -- where to resume: the page that failed
+      if cursor then err[backward and "ending_before" or "starting_after"] = cursor end
+      error(err, 0)
+    end
+    it.page, it.items, it.n, it.idx = page, page.data, #page.data, 0
+  end
+  it.empty = 0
+  it.idx = it.idx + 1
+  local i = it.backward and it.n - it.idx + 1 or it.idx
+  return it.items[i], it.page
+end
+
+--- The iterator: step, state, nil, closing value (as the C one).
+function Backend:_iter(endpoint, run_id, params)
+  check_open(self)
+  local it = setmetatable({
+    backend = self, pager = core.pager(endpoint, run_id, params, self.keep_nulls), seen = {},
+    idx = 0, n = 0, empty = 0, state = "open",
+  }, Iter)
+  it.backward = select(2, it.pager:cursor())
+  return step, it, nil, it
+end
+
+function Backend:close()
+  self.closed = true
+end
+
+return Backend
