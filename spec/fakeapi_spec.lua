@@ -421,12 +421,8 @@ describe("fake Bland Evals API", function()
   end)
 
   describe("start and stop", function()
-    local function now() return tonumber(sh("date +%s.%N")) end
-
-    it("starts quickly and stop() closes the port and removes the dir", function()
-      local t0 = now()
+    it("starts a second server, and stop() closes the port and removes the dir", function()
       local other = fakeapi.start()
-      assert.is_true(now() - t0 < 2)
       assert.are_not.equal(api.base_url, other.base_url)
       assert.are.equal(200, page("run-1", nil).status)
       assert.are.equal(200, http(other.base_url .. "/_stats?run=x").status)

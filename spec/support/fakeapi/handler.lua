@@ -4,7 +4,8 @@
 --   GET /v1/evals/runs/{run_id}/call-results    include_agent_results, limit, starting_after,
 --                                               ending_before (API reference 1.6, 5.17)
 --   GET /v1/evals/runs/{run_id}/agent-snapshots single page (5.19)
---   GET /_stats?run=ID   {"requests","connections","paths","auth"} for one run id (no auth)
+--   GET /_stats?run=ID   {"requests","connections","paths","auth","max_in_flight"} for one
+--                        run id (no auth); max_in_flight: slow runs' most concurrent requests
 --   GET /_reset          clears all state: stats and the once-per-(run, cursor) faults
 --
 -- Run ids (a suffix "@tag" on fault-* and opaque-* ids gives the same run with its own state
@@ -87,6 +88,7 @@ end
 local function stats(run_id)
   return json {
     requests = shm:get("n" .. SEP .. run_id) or 0,
+    max_in_flight = shm:get("maxinflight" .. SEP .. run_id) or 0,
     connections = shm:get("nc" .. SEP .. run_id) or 0,
     paths = read_list("p" .. SEP .. run_id),
     auth = read_list("a" .. SEP .. run_id, function(v) return v == NO_AUTH and NULL or v end),
@@ -177,7 +179,14 @@ local function cursor_of(run, k) return run.opaque and token(k) or ids(run).list
 local PAD = ("Padding that makes this page about 3 MB, to exercise a client's body size cap. ")
 
 local function call_results(run_id, run, args)
-  if run.delay then ngx.sleep(run.delay) end
+  if run.delay then
+    -- how many of this run's requests wait at once: the proof that a client overlaps them
+    local key = "inflight" .. SEP .. run_id
+    local now = shm:incr(key, 1, 0)
+    if now > (shm:get("maxinflight" .. SEP .. run_id) or 0) then shm:set("maxinflight" .. SEP .. run_id, now) end
+    ngx.sleep(run.delay)
+    shm:incr(key, -1)
+  end
   local include = args.include_agent_results
   if include == nil or include == "false" then include = false
   elseif include == "true" then include = true
