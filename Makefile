@@ -3,7 +3,8 @@
 #
 #   make                 build build/lua5.4/blandeval/core.so
 #   make LUA=luajit      build build/luajit/blandeval/core.so (Lua 5.1 ABI)
-#   make test            install missing packages, build both, run busted under both
+#   make test            install missing packages, build both, run busted under both,
+#                        and the client specs inside nginx (the ngx transport)
 #   make demo            examples/failed_calls.lua against the fake API (or the real
 #                        one, with BLAND_API_KEY and RUN_ID set)
 #   make bench           bench/decode.lua under both interpreters, bench/openresty.sh
@@ -55,7 +56,7 @@ deps:
 
 test: deps
 	@for l in $(INTERPRETERS); do $(MAKE) --no-print-directory LUA=$$l all || exit 1; done
-	@sh spec/support/run-specs.sh $(INTERPRETERS)
+	@sh spec/support/run-specs.sh $(INTERPRETERS) nginx
 
 demo: deps
 	@$(MAKE) --no-print-directory -s all

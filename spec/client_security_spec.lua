@@ -4,14 +4,15 @@
 -- only with allow_insecure. Real HTTP against spec/support/fakeapi; Lua 5.4 and LuaJIT.
 local blandeval = require "blandeval"
 local fakeapi = require "fakeapi"
+local transport = require "transport"
 
 local api
 local KEY = "test-key"
 
 local function new_client(opts)
-  local o = { api_key = KEY, base_url = api.base_url, retry_base_delay = 0.01, retry_max_delay = 0.05 }
+  local o = { api_key = KEY, retry_base_delay = 0.01, retry_max_delay = 0.05 }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return blandeval.new(o)
+  return blandeval.new(transport(o, api))
 end
 
 local counter = 0
@@ -242,7 +243,7 @@ describe("blandeval client security", function()
   end)
 
   describe("TLS", function()
-    it("verifies the server with cainfo and reuses one TLS connection", function()
+    it("verifies the server with cainfo and reuses one TLS connection #curl", function()
       local c = new_client({ base_url = api.tls_url, cainfo = api.cert, page_size = 10 })
       local n = 0
       for _ in c:call_results("run-60") do n = n + 1 end
@@ -252,7 +253,7 @@ describe("blandeval client security", function()
       assert.are.equal(1, stats.connections, "one TLS connection for the iteration")
     end)
 
-    it("verifies with capath, a directory of hashed CA certificates", function()
+    it("verifies with capath, a directory of hashed CA certificates #curl", function()
       local dir = api.dir .. "/capath"
       local p = assert(io.popen("mkdir -p '" .. dir .. "' && cp '" .. api.cert .. "' '" .. dir
         .. "/ca.pem' && openssl rehash '" .. dir .. "' 2>&1 && echo done"))
@@ -264,13 +265,13 @@ describe("blandeval client security", function()
       assert.are.equal(5, #page.data)
     end)
 
-    it("accepts the certificate for the name 'localhost' too", function()
+    it("accepts the certificate for the name 'localhost' too #curl", function()
       local url = api.tls_url:gsub("127%.0%.0%.1", "localhost")
       local page, err = new_client({ base_url = url, cainfo = api.cert }):call_results_page("run-5")
       assert.is_not_nil(page, tostring(err))
     end)
 
-    it("fails verification without the CA: network error, not retried", function()
+    it("fails verification without the CA: network error, not retried #curl", function()
       local run = "run-tls-unverified"
       local c = new_client({ base_url = api.tls_url, max_retries = 3 })
       local page, err = c:call_results_page(run)
@@ -287,7 +288,7 @@ describe("blandeval client security", function()
       assert.are.equal(err.curl, raised.curl)
     end)
 
-    it("checks the host name: a certificate for 127.0.0.1 does not pass for ::ffff:127.0.0.1", function()
+    it("checks the host name: a certificate for 127.0.0.1 does not pass for ::ffff:127.0.0.1 #curl", function()
       local port = api.tls_url:match(":(%d+)$")
       local probe = io.popen("curl -sk -o /dev/null -w '%{http_code}' --max-time 2 'https://[::ffff:127.0.0.1]:"
         .. port .. "/_stats?run=x'")
@@ -306,7 +307,7 @@ describe("blandeval client security", function()
       assert.are.equal(0, api.stats("run-tls-host").requests)
     end)
 
-    it("reports a CA file that cannot be read, without retrying", function()
+    it("reports a CA file that cannot be read, without retrying #curl", function()
       local c = new_client({ base_url = api.tls_url, cainfo = api.dir .. "/no-such-ca.pem", max_retries = 3 })
       local page, err = c:call_results_page("run-5")
       assert.is_nil(page)
@@ -318,7 +319,7 @@ describe("blandeval client security", function()
   end)
 
   describe("plain http", function()
-    it("is allowed to this machine: 127.0.0.0/8, localhost and [::1]", function()
+    it("is allowed to this machine: 127.0.0.0/8, localhost and [::1] #curl", function()
       for _, url in ipairs { "http://127.0.0.1:1", "http://127.200.3.4", "http://localhost:8080/",
                              "http://[::1]:9", "http://user@127.0.0.1:1" } do
         local ok, c = pcall(blandeval.new, { api_key = KEY, base_url = url })
@@ -330,7 +331,7 @@ describe("blandeval client security", function()
       assert.are.equal(1, api.stats(run).requests)
     end)
 
-    it("to another host is refused at new() unless allow_insecure = true", function()
+    it("to another host is refused at new() unless allow_insecure = true #curl", function()
       for _, url in ipairs { "http://example.invalid", "http://example.invalid:80/v1",
                              "http://127.0.0.1.example.invalid", "http://localhost.example.invalid",
                              "http://127.0.0.1@example.invalid", "http://[::2]", "http://10.0.0.1:8080" } do
@@ -346,7 +347,7 @@ describe("blandeval client security", function()
       end
     end)
 
-    it("https to any host is accepted without allow_insecure", function()
+    it("https to any host is accepted without allow_insecure #curl", function()
       local c = blandeval.new { api_key = KEY, base_url = "https://example.invalid" }
       assert.are.equal("blandeval.client (https://example.invalid)", tostring(c))
       c:close()

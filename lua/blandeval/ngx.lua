@@ -40,6 +40,7 @@ function Backend.new(opts)
 end
 
 function Backend:__tostring()
+  if self.closed then return "blandeval.client (closed)" end
   return "blandeval.client (ngx transport via " .. self.location .. ")"
 end
 

@@ -16,8 +16,8 @@ dir=$(cd "$dir" && pwd)
 nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 user=""
 [ "$(id -u)" = 0 ] && user="user $(id -un) $(id -gn);"
-extra=""
-[ "${EXAMPLE_TEST_LOCATIONS:-}" = 1 ] &&
+extra=""; support_path=""
+[ "${EXAMPLE_TEST_LOCATIONS:-}" = 1 ] && support_path="$root/spec/support/?.lua;" &&
   extra=$(grep -v '^#' "$root/spec/support/example-test.conf" | sed "s|@FAKE_PORT@|$fake_port|g" | tr '\n' ' ')
 esc() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 port_free() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; [ $? -eq 7 ]; }
@@ -30,6 +30,7 @@ while :; do
   port_free $port || continue
   # the example, with the fake API for the upstream and this tree for the paths
   sed -e "s|/path/to/blandeval|$(esc "$root")|g" \
+      -e "s|lua_package_path \"|lua_package_path \"$(esc "$support_path")|" \
       -e "s|server api.bland.ai:443;|server 127.0.0.1:$fake_port;|" \
       -e "s|proxy_pass https://bland_api|proxy_pass http://bland_api|" \
       -e "s|listen 127.0.0.1:8080;|listen 127.0.0.1:$port; $(esc "$extra")|" \

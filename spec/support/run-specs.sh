@@ -2,13 +2,34 @@
 # Runs the busted specs under each interpreter given and sums busted's own
 # totals: the last line is "N passed, N failed" over all of them.
 # Extra busted arguments (a spec file, --filter=...) come from $BUSTED_ARGS.
+# "nginx" runs the client specs inside an nginx worker, with the ngx transport
+# (examples/nginx.conf and spec/support/nginx_busted.lua), less their #curl tests.
+NGINX_SPECS="spec/client_spec.lua spec/client_errors_spec.lua spec/client_security_spec.lua"
+
+in_nginx() {
+  dir=$(mktemp -d)
+  app=$(EXAMPLE_TEST_LOCATIONS=1 sh spec/support/example-nginx.sh start "$dir" 9 | sed -n 's|^APP_URL=||p')
+  [ -n "$app" ] || { rm -rf "$dir"; return 1; }
+  query="root=$(pwd)"
+  for s in $NGINX_SPECS; do query="$query&spec=$s"; done
+  curl -s --max-time 600 "$app/_t/busted?$query"
+  rc=$?
+  sh spec/support/fakeapi.sh stop "$dir"
+  rm -rf "$dir"
+  return $rc
+}
+
 passed=0; failed=0; status=0
 for lua in "$@"; do
   out="build/$lua/busted.out"
   mkdir -p "build/$lua"
   echo "== busted under $lua"
-  # shellcheck disable=SC2086
-  "$lua" /usr/bin/busted --cpath="build/$lua/?.so" -o plainTerminal ${BUSTED_ARGS:-spec} >"$out" 2>&1
+  if [ "$lua" = nginx ]; then
+    in_nginx >"$out" 2>&1
+  else
+    # shellcheck disable=SC2086
+    "$lua" /usr/bin/busted --cpath="build/$lua/?.so" -o plainTerminal ${BUSTED_ARGS:-spec} >"$out" 2>&1
+  fi
   rc=$?
   cat "$out"
   totals=$(awk '/^[0-9]+ success(es)? \/ [0-9]+ failures? \/ [0-9]+ errors? \/ [0-9]+ pending/ { t = $1 " " ($4 + $7) } END { print t }' "$out")
