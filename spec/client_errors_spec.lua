@@ -8,14 +8,8 @@ local transport = require "transport"
 local unpack = table.unpack or unpack
 
 local api
-local FAST = { retry_base_delay = 0.01, retry_max_delay = 0.05 }
 
-local function new_client(opts)
-  local o = { api_key = "test-key" }
-  for k, v in pairs(FAST) do o[k] = v end
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return blandeval.new(transport(o, api))
-end
+local function new_client(opts) return transport.client(api, opts) end
 
 local counter = 0
 local function uniq(prefix)              -- a fault run with its own state and stats

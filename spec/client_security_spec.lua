@@ -12,7 +12,7 @@ local KEY = "test-key"
 local function new_client(opts)
   local o = { api_key = KEY, retry_base_delay = 0.01, retry_max_delay = 0.05 }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return blandeval.new(transport(o, api))
+  return blandeval.new(transport.options(o, api))
 end
 
 local counter = 0

@@ -8,15 +8,9 @@ local transport = require "transport"
 local IS_54 = _VERSION == "Lua 5.4" and not jit
 
 local api
-local FAST = { retry_base_delay = 0.01, retry_max_delay = 0.05 }
 
 -- A client for the fake API; opts override the defaults.
-local function new_client(opts)
-  local o = { api_key = "test-key" }
-  for k, v in pairs(FAST) do o[k] = v end
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return blandeval.new(transport(o, api))
-end
+local function new_client(opts) return transport.client(api, opts) end
 
 local counter = 0
 local function uniq(prefix)             -- a run id of its own: fresh stats for one test
@@ -28,13 +22,8 @@ local function other_run()              -- "run-<anything>": a 3-item run with i
   return "run-other-" .. counter
 end
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell = require "shell"
+local q, sh = shell.q, shell.sh
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

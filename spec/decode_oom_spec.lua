@@ -7,12 +7,7 @@ local pagegen = require "pagegen"
 local lua_version = jit and "5.1" or _VERSION:match("%d+%.%d+")
 local pc = jit and "luajit" or "lua" .. lua_version
 
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local function run(cmd) return require("shell").sh(cmd .. " 2>&1") end
 
 describe("decode under allocation failure", function()
   local dir = (run("mktemp -d"):gsub("%s+$", ""))

@@ -3,14 +3,8 @@
 local cjson = require "cjson"
 local fakeapi = require "fakeapi"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell = require "shell"
+local q, sh = shell.q, shell.sh
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

@@ -5,12 +5,7 @@ local fakeapi = require "fakeapi"
 local blandeval = require "blandeval"
 local cjson = require "cjson"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local function sh(cmd) return require("shell").sh(cmd .. " 2>&1") end
 
 describe("blandeval in nginx (examples/nginx.conf)", function()
   local api, app_dir, app

@@ -19,14 +19,8 @@ local M = {}
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 M.script = here .. "/fakeapi.sh"
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local shell = require "shell"
+local q, run = shell.q, shell.sh
 
 local function escape(s)        -- percent-encode a query value
   return (s:gsub("[^%w%-._~]", function(c) return string.format("%%%02X", c:byte()) end))
