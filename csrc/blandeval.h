@@ -66,7 +66,7 @@ typedef struct be_http {
 
 int be_http_init(be_http *h);
 int be_http_configure(be_http *h, struct curl_slist *headers, const char *cainfo,
-                      const char *capath, long connect_timeout_ms);
+                      const char *capath, long connect_timeout_ms, int no_proxy);
 CURLcode be_http_get(be_http *h, const char *url, long timeout_ms);
 void be_http_free(be_http *h);
 int be_curl_retryable(CURLcode rc);

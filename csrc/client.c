@@ -32,13 +32,13 @@ typedef struct be_client {
 } be_client;
 
 typedef struct be_iter {
-    int state;                    /* ITER_OPEN, ITER_DONE (exhausted or failed), ITER_CLOSED */
+    int state;                    /* ITER_OPEN, ITER_DONE, ITER_FAILED, ITER_CLOSED */
     int backward;
     lua_Integer idx, n;
 } be_iter;
 
-enum { ITER_OPEN, ITER_DONE, ITER_CLOSED };
-enum { UV_CLIENT = 1, UV_PAGER, UV_ITEMS, UV_PAGE, UV_SEEN };
+enum { ITER_OPEN, ITER_DONE, ITER_FAILED, ITER_CLOSED };
+enum { UV_CLIENT = 1, UV_PAGER, UV_ITEMS, UV_PAGE, UV_SEEN, UV_ERROR };
 
 static double now(void)
 {
@@ -192,10 +192,27 @@ static int client_close(lua_State *L)
     return 0;
 }
 
+/* "blandeval.client (https://api.bland.ai)": never the key, nor any
+ * user:password@ of the base URL */
 static int client_tostring(lua_State *L)
 {
     be_client *c = (be_client *)luaL_checkudata(L, 1, BE_CLIENT_MT);
-    lua_pushfstring(L, "blandeval.client (%s)", c->closed ? "closed" : c->base_url);
+    const char *u, *host, *at, *slash;
+
+    if (c->closed) {
+        lua_pushliteral(L, "blandeval.client (closed)");
+        return 1;
+    }
+    u = c->base_url;
+    host = strstr(u, "://");
+    host = host != NULL ? host + 3 : u;
+    slash = strchr(host, '/');
+    at = strchr(host, '@');
+    if (at != NULL && (slash == NULL || at < slash)) {
+        lua_pushlstring(L, u, (size_t)(host - u));          /* the scheme */
+        lua_pushfstring(L, "blandeval.client (%s%s)", lua_tostring(L, -1), at + 1);
+    } else
+        lua_pushfstring(L, "blandeval.client (%s)", u);
     return 1;
 }
 
@@ -207,7 +224,7 @@ static int l_client(lua_State *L)
     const char *ua, *cainfo, *capath;
     char line[512];
     long connect_ms;
-    int ok;
+    int ok, no_proxy;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -233,7 +250,9 @@ static int l_client(lua_State *L)
     connect_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
     lua_getfield(L, 1, "keep_nulls");
     c->keep_nulls = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, 1, "no_proxy");
+    no_proxy = lua_toboolean(L, -1);
+    lua_pop(L, 2);
     c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)(now() * 1e9) ^ 0x9E3779B97F4A7C15u;
     if (c->rng == 0)
         c->rng = 1;
@@ -264,7 +283,7 @@ static int l_client(lua_State *L)
         }
     }
     if (ok)
-        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms);
+        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms, no_proxy);
     else
         curl_slist_free_all(headers);
     if (!ok)
@@ -291,12 +310,17 @@ static int client_page(lua_State *L)
 
 /* ---- the iterator -------------------------------------------------------- */
 
-/* Drops what the iterator holds, so the client, pages and ids can be freed. */
+/* Drops what the iterator holds, so the client, pages and ids can be freed;
+ * a failed iterator keeps only its error (on the top of the stack). */
 static void iter_release(lua_State *L, int idx, be_iter *it, int state)
 {
     it->state = state;
     it->idx = it->n = 0;
     lua_newtable(L);
+    if (state == ITER_FAILED) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, UV_ERROR);
+    }
     be_setuservalue(L, idx);
 }
 
@@ -306,6 +330,19 @@ static int iter_close(lua_State *L)
     if (it->state != ITER_CLOSED)
         iter_release(L, 1, it, ITER_CLOSED);
     return 0;
+}
+
+/* Raises the error value on the top of the stack, with the cursor of the page
+ * that could not be had (to resume from), and keeps it: the iterator raises it
+ * again if called again, rather than look like a normal end. */
+static int iter_fail(lua_State *L, be_iter *it, const be_pager *p)
+{
+    if (p->cursor != NULL) {
+        lua_pushlstring(L, p->cursor, p->cursor_len);
+        lua_setfield(L, -2, p->backward ? "ending_before" : "starting_after");
+    }
+    iter_release(L, 1, it, ITER_FAILED);
+    return lua_error(L);                     /* nothing malloc'd is pending here */
 }
 
 /* The generic-for step: the next item and its page, nil at the end; a failure
@@ -322,6 +359,10 @@ static int iter_next(lua_State *L)
     lua_settop(L, 1);
     be_getuservalue(L, 1);
     uv = 2;
+    if (it->state == ITER_FAILED) {
+        lua_rawgeti(L, uv, UV_ERROR);
+        return lua_error(L);
+    }
     while (it->idx >= it->n) {
         be_client *c;
         be_pager *p;
@@ -333,33 +374,26 @@ static int iter_next(lua_State *L)
             iter_release(L, 1, it, ITER_DONE);
             return 0;
         }
-        if (++empty > MAX_EMPTY_PAGES) {
-            be_error e;
-            memset(&e, 0, sizeof e);
-            e.kind = "protocol";
-            e.message = "too many empty pages in a row";
-            be_push_error(L, &e);
-            iter_release(L, 1, it, ITER_DONE);
-            return lua_error(L);
-        }
         lua_rawgeti(L, uv, UV_CLIENT);
         c = check_client(L, -1);
         lua_pop(L, 1);
         lua_rawgeti(L, uv, UV_SEEN);
-        if (!fetch(L, c, p, lua_gettop(L))) {
-            if (p->cursor != NULL) {         /* where to resume: the page that failed */
-                lua_pushlstring(L, p->cursor, p->cursor_len);
-                lua_setfield(L, -2, p->backward ? "ending_before" : "starting_after");
-            }
-            iter_release(L, 1, it, ITER_DONE);
-            return lua_error(L);             /* nothing malloc'd is pending here */
-        }
+        if (!fetch(L, c, p, lua_gettop(L)))
+            return iter_fail(L, it, p);
         lua_remove(L, -2);                   /* the seen table */
         lua_getfield(L, -1, "data");
         it->n = (lua_Integer)be_rawlen(L, -1);
         it->idx = 0;
         lua_rawseti(L, uv, UV_ITEMS);
         lua_rawseti(L, uv, UV_PAGE);
+        if (it->n == 0 && ++empty > MAX_EMPTY_PAGES && !p->done) {
+            be_error e;
+            memset(&e, 0, sizeof e);
+            e.kind = "protocol";
+            e.message = "too many empty pages in a row";
+            be_push_error(L, &e);
+            return iter_fail(L, it, p);
+        }
     }
     it->idx++;
     lua_rawgeti(L, uv, UV_ITEMS);

@@ -6,24 +6,42 @@
 
 #include "blandeval.h"
 
-/* Pushes s with every occurrence of secret replaced. */
+/* The length of the longest ending of s (at least 4 bytes, or all of a
+ * shorter secret) that is a beginning of secret: what is left of the secret
+ * where a copy of it was cut to fit a buffer. */
+static size_t cut_secret(const char *s, size_t len, const char *secret, size_t n)
+{
+    size_t k = len < n ? len : n - 1, min = n < 4 ? n : 4;
+
+    for (; k >= min && k > 0; k--)
+        if (memcmp(s + len - k, secret, k) == 0)
+            return k;
+    return 0;
+}
+
+/* Pushes s with every occurrence of secret, and a cut-short copy of it at the
+ * end, replaced. */
 void be_push_redacted(lua_State *L, const char *s, const char *secret)
 {
-    size_t n = secret != NULL ? strlen(secret) : 0;
+    size_t n = secret != NULL ? strlen(secret) : 0, len, tail;
     const char *hit;
     luaL_Buffer b;
 
-    if (n == 0 || (hit = strstr(s, secret)) == NULL) {
+    if (n == 0) {
         lua_pushstring(L, s);
         return;
     }
     luaL_buffinit(L, &b);
-    do {
+    while ((hit = strstr(s, secret)) != NULL) {
         luaL_addlstring(&b, s, (size_t)(hit - s));
         luaL_addstring(&b, "[REDACTED]");
         s = hit + n;
-    } while ((hit = strstr(s, secret)) != NULL);
-    luaL_addstring(&b, s);
+    }
+    len = strlen(s);
+    tail = cut_secret(s, len, secret, n);
+    luaL_addlstring(&b, s, len - tail);
+    if (tail > 0)
+        luaL_addstring(&b, "[REDACTED]");
     luaL_pushresult(&b);
 }
 
@@ -103,13 +121,27 @@ static int error_tostring(lua_State *L)
     return 1;
 }
 
-/* core.error(t) -> t as an error value (for transports written in Lua) */
+/* core.error(t [, secret]) -> t as an error value, its strings redacted (for
+ * transports written in Lua) */
 static int l_error(lua_State *L)
 {
+    static const char *const fields[] = { "message", "code", "request_id", NULL };
+    const char *secret = luaL_optstring(L, 2, NULL);
+    int i;
+
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
+    lua_settop(L, 2);
+    for (i = 0; fields[i] != NULL && secret != NULL; i++) {
+        lua_getfield(L, 1, fields[i]);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            be_push_redacted(L, lua_tostring(L, -1), secret);
+            lua_setfield(L, 1, fields[i]);
+        }
+        lua_pop(L, 1);
+    }
     luaL_getmetatable(L, BE_ERROR_MT);
     lua_setmetatable(L, 1);
+    lua_settop(L, 1);
     return 1;
 }
 

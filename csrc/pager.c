@@ -251,6 +251,22 @@ static int http_failure(lua_State *L, const be_http *h, const char *secret)
     return push_fail(L, &e, h, secret);
 }
 
+/* The same, with the message on the top of the stack: built whole, so that
+ * redaction sees every byte of what the server sent. */
+static int protocol_failure_top(lua_State *L, const be_http *h, const char *secret, int top)
+{
+    be_error e;
+
+    memset(&e, 0, sizeof e);
+    e.kind = "protocol";
+    e.status = h->status;
+    e.message = lua_tostring(L, -1);
+    push_fail(L, &e, h, secret);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return 0;
+}
+
 static int protocol_failure(lua_State *L, const be_http *h, const char *secret,
                             const char *message, int top)
 {
@@ -286,7 +302,6 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
     be_decode_error derr;
     int top = lua_gettop(L), body, data, items;
     size_t n, i;
-    char msg[200];
 
     if (h->status < 200 || h->status > 299)
         return http_failure(L, h, secret);
@@ -309,13 +324,13 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
         const char *code, *message;
         be_error e;
         api_error_fields(L, body, &code, &message);
-        snprintf(msg, sizeof msg, "a %ld answer carries errors: %s", h->status,
-                 message != NULL ? message : code != NULL ? code : "(no message)");
+        lua_pushfstring(L, "a %d answer carries errors: %s", (int)h->status,
+                        message != NULL ? message : code != NULL ? code : "(no message)");
         memset(&e, 0, sizeof e);
         e.kind = "protocol";
         e.status = h->status;
         e.code = code;
-        e.message = msg;
+        e.message = lua_tostring(L, -1);
         e.request_id = h->request_id;
         e.redact = secret;
         be_push_error(L, &e);
@@ -349,9 +364,8 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
             lua_pushvalue(L, -1);
             lua_rawget(L, seen_idx);
             if (!lua_isnil(L, -1)) {
-                snprintf(msg, sizeof msg, "item id %.80s came twice in one iteration",
-                         lua_tostring(L, -2));
-                return protocol_failure(L, h, secret, msg, top);
+                lua_pushfstring(L, "item id %s came twice in one iteration", lua_tostring(L, -2));
+                return protocol_failure_top(L, h, secret, top);
             }
             lua_pop(L, 1);
             lua_pushboolean(L, 1);
@@ -376,8 +390,8 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
         if (lua_type(L, -1) != LUA_TSTRING || len == 0)
             return protocol_failure(L, h, secret, "has_more is true but there is no cursor", top);
         if (p->cursor != NULL && len == p->cursor_len && memcmp(next, p->cursor, len) == 0) {
-            snprintf(msg, sizeof msg, "the cursor did not advance (%.80s)", p->cursor);
-            return protocol_failure(L, h, secret, msg, top);
+            lua_pushfstring(L, "the cursor did not advance (%s)", p->cursor);
+            return protocol_failure_top(L, h, secret, top);
         }
         free(p->prev_cursor);
         p->prev_cursor = p->cursor;

@@ -71,7 +71,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
         return len;
     }
     header_value(line, len, "x-request-id", h->request_id, sizeof h->request_id);
-    header_value(line, len, "request-id", h->request_id, sizeof h->request_id);
+    if (h->request_id[0] == '\0')           /* x-request-id wins over request-id */
+        header_value(line, len, "request-id", h->request_id, sizeof h->request_id);
     header_value(line, len, "content-type", h->content_type, sizeof h->content_type);
     return len;
 }
@@ -105,9 +106,12 @@ int be_http_init(be_http *h)
  * string option is copied by libcurl; the header list must outlive the handle
  * and is owned by h. */
 int be_http_configure(be_http *h, struct curl_slist *headers, const char *cainfo,
-                      const char *capath, long connect_timeout_ms)
+                      const char *capath, long connect_timeout_ms, int no_proxy)
 {
     CURL *c = h->curl;
+
+    if (no_proxy)       /* plain http to this machine must not travel through a proxy */
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 
     if (h->headers != NULL)
         curl_slist_free_all(h->headers);

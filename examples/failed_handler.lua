@@ -10,7 +10,7 @@ local M = {}
 local function reply(status, value)
   ngx.status = status
   -- an empty list stays a list (cjson writes an empty table as {})
-  ngx.say((cjson.encode(value):gsub('"failed":{}', '"failed":[]')))
+  ngx.say((cjson.encode(value):gsub('"(failed[%w_]*)":{}', '"%1":[]')))
 end
 
 --- M.serve(run_id [, opts]): opts are extra blandeval.new options.
@@ -26,9 +26,9 @@ function M.serve(run_id, opts)
     for r, page in client:call_results(run_id, { include_agent_results = true }) do
       summary.run_status, summary.resolved_calls = page.run_status, page.run_resolved_call_count
       summary.calls = (summary.calls or 0) + 1
-      if (r.failed_agent_count or 0) > 0 then
+      if type(r.failed_agent_count) == "number" and r.failed_agent_count > 0 then
         local failed = {}
-        for _, v in ipairs(r.agent_results) do
+        for _, v in ipairs(r.agent_results or {}) do
           if v.failed then
             failed[#failed + 1] = { agent = agents[v.eval_run_agent_snapshot_id] or v.eval_agent_id,
               code = v.failure_code, message = v.failure_message }

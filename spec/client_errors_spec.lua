@@ -242,6 +242,13 @@ describe("blandeval client errors", function()
       end
     end)
 
+    it("transport 'ngx' outside nginx is refused at new()", function()
+      if ngx then return end
+      local ok, err = pcall(blandeval.new, { api_key = "k", transport = "ngx" })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("only inside nginx", 1, true), tostring(err))
+    end)
+
     it("401 for a wrong key: api kind, AUTH_FAILURE, one request only", function()
       local run = "run-auth-" .. tostring(os.time())
       local c = new_client { api_key = "wrong-key", max_retries = 5 }
@@ -308,16 +315,16 @@ describe("blandeval client errors", function()
       assert.is_nil(err.starting_after)
     end)
 
-    it("an iteration that failed stays ended: the next step returns nil without a request", function()
+    it("an iteration that failed stays failed: the next step raises the error again, without a request", function()
       local run = uniq("fault-500-forever")
       local c = new_client({ page_size = 25, max_retries = 0 })
       local f, s = c:call_results(run)
-      local ok = iterate(f, s)
+      local ok, _, err = iterate(f, s)
       assert.is_false(ok)
       local before = api.stats(run).requests
-      local ok2, v = pcall(f, s)
-      assert.is_true(ok2, "a step after the failure must not raise again: " .. tostring(v))
-      assert.is_nil(v)
+      local ok2, err2 = pcall(f, s)
+      assert.is_false(ok2, "a step after the failure must not look like the end")
+      assert.are.equal(err, err2)
       assert.are.equal(before, api.stats(run).requests)
     end)
   end)

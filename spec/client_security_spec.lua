@@ -347,6 +347,11 @@ describe("blandeval client security", function()
       end
     end)
 
+    it("tostring(client) shows no user:password of the base URL #curl", function()
+      local c = blandeval.new { api_key = KEY, base_url = "https://user:secretpw@example.invalid/x" }
+      assert.are.equal("blandeval.client (https://example.invalid/x)", tostring(c))
+    end)
+
     it("https to any host is accepted without allow_insecure #curl", function()
       local c = blandeval.new { api_key = KEY, base_url = "https://example.invalid" }
       assert.are.equal("blandeval.client (https://example.invalid)", tostring(c))

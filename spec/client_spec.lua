@@ -715,6 +715,17 @@ describe("blandeval client", function()
     end)
   end)
 
+  it("failed_call_results works with keep_nulls = true too", function()
+    local plain, kept = 0, 0
+    for _ in new_client():failed_call_results("run-250") do plain = plain + 1 end
+    for r in new_client({ keep_nulls = true }):failed_call_results("run-250") do
+      kept = kept + 1
+      assert.is_true(r.failed_agent_count > 0)
+    end
+    assert.is_true(plain > 0)
+    assert.are.equal(plain, kept)
+  end)
+
   describe("closing", function()
     it("survives a break and a garbage collection; the client keeps working", function()
       local c = new_client({ page_size = 10 })

@@ -113,6 +113,26 @@ describe("pager", function()
     assert.is_nil(tostring(err):find("sk-123", 1, true))
   end)
 
+  it("redacts a copy of the secret that was cut to fit, at the end of a field", function()
+    local secret = "org_0123456789abcdefghij"
+    local long_id = ("R"):rep(120) .. secret          -- the request id buffer holds 127 bytes
+    local _, err = core.pager("call-results", "r"):response(500, "", { secret = secret, request_id = long_id })
+    assert.is_nil(err.request_id:find("org_0", 1, true), err.request_id)
+    assert.truthy(err.request_id:find("%[REDACTED%]$"), err.request_id)
+    -- an id that repeats, long enough that the message cuts it
+    local p, seen = core.pager("call-results", "r", {}), {}
+    local id = ("I"):rep(70) .. secret
+    assert(p:response(200, page_body({ id }, true, id), { seen = seen, secret = secret }))
+    _, err = p:response(200, page_body({ id }, false), { seen = seen, secret = secret })
+    assert.truthy(err.message:find("came twice", 1, true), err.message)
+    assert.is_nil(err.message:find("org_0", 1, true), err.message)
+    -- core.error redacts what a Lua transport builds
+    err = core.error({ kind = "network", message = "x " .. secret, request_id = "rid-" .. secret }, secret)
+    assert.are.equal("x [REDACTED]", err.message)
+    assert.are.equal("rid-[REDACTED]", err.request_id)
+    assert.truthy(tostring(err):find("blandeval: network error", 1, true))
+  end)
+
   it("keeps nulls only when asked", function()
     local body = '{"data":{"data":[{"id":"a","x":null}],"has_more":false},"errors":null}'
     assert.is_nil(assert(core.pager("call-results", "r"):response(200, body)).data[1].x)

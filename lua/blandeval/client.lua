@@ -85,7 +85,11 @@ function Client.new(opts)
   end
   if not header_safe(key) then usage_at(3, "new", 1, "option 'api_key' must be %s", OPTIONS.api_key[2]) end
   -- inside nginx, where libcurl would block the worker, subrequests do the I/O
-  local transport = opts.transport or ((ngx and ngx.get_phase) and "ngx" or "curl")
+  local in_nginx = ngx ~= nil and ngx.get_phase ~= nil
+  local transport = opts.transport or (in_nginx and "ngx" or "curl")
+  if transport == "ngx" and not in_nginx then
+    usage_at(3, "new", 1, "transport 'ngx' works only inside nginx (ngx_http_lua_module)")
+  end
   if transport == "ngx" then
     for _, k in ipairs(CURL_ONLY) do
       if opts[k] ~= nil then
@@ -123,6 +127,7 @@ function Client.new(opts)
     retry_after_max = opts.retry_after_max,
     max_body = opts.max_body,
     keep_nulls = opts.keep_nulls,
+    no_proxy = scheme == "http" and is_loopback(host),
     user_agent = opts.user_agent or user_agent(),
     cainfo = opts.cainfo,
     capath = opts.capath,
@@ -206,7 +211,8 @@ function Client:failed_call_results(run_id, params)
     while true do
       local r, page = step(it)
       if r == nil then return nil end
-      if (r.failed_agent_count or 0) > 0 then return r, page end
+      local failed = r.failed_agent_count          -- blandeval.null with keep_nulls
+      if type(failed) == "number" and failed > 0 then return r, page end
     end
   end, it, nil, closing
 end

@@ -80,8 +80,8 @@ local function fetch(self, pager, seen)
     meta.content_type = header(h, "content-type")
     local page, err
     if res.truncated then
-      err = core.error { kind = "network", message = "the response was cut short", retryable = true,
-        status = res.status, request_id = meta.request_id }
+      err = core.error({ kind = "network", message = "the response was cut short", retryable = true,
+        status = res.status, request_id = meta.request_id }, meta.secret)
     else
       page, err = pager:response(res.status, res.body or "", meta)
     end
@@ -90,7 +90,10 @@ local function fetch(self, pager, seen)
     if not err.retryable then return nil, err end
     local left
     if deadline_at then left = max(0, deadline_at - ngx.now()) end
-    local retry_after = tonumber(header(h, "retry-after") or "")
+    -- Retry-After: seconds or an HTTP date; 0 or none leaves the backoff (as libcurl does)
+    local ra = header(h, "retry-after")
+    local retry_after = ra and (tonumber(ra) or (ngx.parse_http_time(ra) and ngx.parse_http_time(ra) - ngx.time()))
+    if retry_after and retry_after <= 0 then retry_after = nil end
     local wait = core.retry_wait(self.policy, attempt, retry_after, left, random())
     if not wait then
       if attempt <= self.policy.max_retries and deadline_at then err.deadline_exceeded = true end
@@ -112,30 +115,44 @@ end
 
 local Iter = {}
 Iter.__index = Iter
-function Iter:close() self.state = "closed" self.items, self.page, self.pager = nil, nil, nil end
+function Iter:close()
+  self.state = "closed"
+  self.items, self.page, self.pager, self.seen, self.err = nil, nil, nil, nil, nil
+end
 Iter.__close = Iter.close
+
+-- Raises err with the cursor of the page that could not be had (to resume from),
+-- and keeps it: the iterator raises it again if called again.
+local function fail(it, err)
+  local cursor, backward = it.pager:cursor()
+  if cursor then err[backward and "ending_before" or "starting_after"] = cursor end
+  it.state, it.err = "failed", err
+  it.items, it.page, it.pager, it.seen = nil, nil, nil, nil
+  error(err, 0)
+end
 
 local function step(it)
   if it.state == "closed" then error("blandeval: the iterator is closed", 2) end
   if it.state == "done" then return nil end
+  if it.state == "failed" then error(it.err, 0) end
+  local empty = 0
   while it.idx >= it.n do
-    if it.pager:done() then it.state = "done" return nil end
-    it.empty = it.empty + 1
-    if it.empty > 16 then
+    if it.pager:done() then
       it.state = "done"
-      error(core.error { kind = "protocol", message = "too many empty pages in a row", retryable = false }, 0)
+      it.items, it.page, it.pager, it.seen = nil, nil, nil, nil
+      return nil
     end
     check_open(it.backend)
     local page, err = fetch(it.backend, it.pager, it.seen)
-    if not page then
-      it.state = "done"
-      local cursor, backward = it.pager:cursor()    -- where to resume: the page that failed
-      if cursor then err[backward and "ending_before" or "starting_after"] = cursor end
-      error(err, 0)
-    end
+    if not page then fail(it, err) end
     it.page, it.items, it.n, it.idx = page, page.data, #page.data, 0
+    if it.n == 0 and not it.pager:done() then
+      empty = empty + 1
+      if empty > 16 then
+        fail(it, core.error { kind = "protocol", message = "too many empty pages in a row", retryable = false })
+      end
+    end
   end
-  it.empty = 0
   it.idx = it.idx + 1
   local i = it.backward and it.n - it.idx + 1 or it.idx
   return it.items[i], it.page
@@ -146,7 +163,7 @@ function Backend:_iter(endpoint, run_id, params)
   check_open(self)
   local it = setmetatable({
     backend = self, pager = core.pager(endpoint, run_id, params, self.keep_nulls), seen = {},
-    idx = 0, n = 0, empty = 0, state = "open",
+    idx = 0, n = 0, state = "open",
   }, Iter)
   it.backward = select(2, it.pager:cursor())
   return step, it, nil, it
