@@ -99,6 +99,7 @@ typedef struct be_pager {
     char *prev_cursor;            /* the cursor of the last page received */
     size_t cursor_len, prev_len;  /* cursors are Lua strings: they may hold NUL */
     int paged;                    /* the endpoint takes cursors */
+    int object;                   /* the endpoint answers one object, not a list */
     int backward;                 /* ending_before: paging toward older items */
     int done;
     int keep_nulls;

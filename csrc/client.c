@@ -292,14 +292,14 @@ static int l_client(lua_State *L)
     return 1;
 }
 
-/* client:_page(endpoint, run_id [, params]) -> page | nil, err */
+/* client:_page(endpoint, run_id [, params]) -> page | nil, err (run_id is
+ * nil for the endpoints without one) */
 static int client_page(lua_State *L)
 {
     be_client *c = check_client(L, 1);
     const char *endpoint = luaL_checkstring(L, 2);
     be_pager *p;
 
-    luaL_checkstring(L, 3);
     p = be_pager_push(L, endpoint, 3, lua_istable(L, 4) ? 4 : 0, c->keep_nulls);
     if (fetch(L, c, p, 0))
         return 1;
@@ -412,7 +412,6 @@ static int client_iter(lua_State *L)
 
     check_client(L, 1);
     luaL_checkstring(L, 2);
-    luaL_checkstring(L, 3);
     lua_settop(L, 4);
     lua_pushcfunction(L, iter_next);                       /* 5 */
     it = (be_iter *)be_newuserdata_uv(L, sizeof *it);      /* 6 */
@@ -466,6 +465,13 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 #endif
 }
 
+/* core.sleep(seconds): a blocking wait, for plain Lua (nginx has ngx.sleep) */
+static int l_sleep(lua_State *L)
+{
+    sleep_for(luaL_checknumber(L, 1));
+    return 0;
+}
+
 void be_client_open(lua_State *L)
 {
     new_class(L, BE_CLIENT_MT, client_methods, client_close, client_close);
@@ -476,4 +482,6 @@ void be_client_open(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_client);
     lua_setfield(L, -2, "client");
+    lua_pushcfunction(L, l_sleep);
+    lua_setfield(L, -2, "sleep");
 }

@@ -68,30 +68,61 @@ static void take_string(lua_State *L, char **slot, size_t *len)
     lua_pop(L, 1);
 }
 
-/* Creates a pager for endpoint ("call-results", "agent-snapshots") of the run
- * at run_id_idx, with the query parameters of the table at params_idx (0:
- * none): include_agent_results, limit, starting_after, ending_before. The Lua
- * layer has checked their types and ranges. */
+/* The endpoints: a path (with the escaped run id where "%" stands), and what
+ * the data holds: a paged list, a list in one page, or one object. */
+enum { EP_PAGED = 1, EP_LIST, EP_OBJECT };
+
+static const struct endpoint {
+    const char *name, *before, *after;      /* path = before .. run id .. after */
+    int kind, has_id;
+} endpoints[] = {
+    { "call-results", "/v1/evals/runs/", "/call-results", EP_PAGED, 1 },
+    { "agent-results", "/v1/evals/runs/", "/agent-results", EP_PAGED, 1 },
+    { "agent-snapshots", "/v1/evals/runs/", "/agent-snapshots", EP_LIST, 1 },
+    { "run", "/v1/evals/runs/", "", EP_OBJECT, 1 },
+    { "runs", "/v1/evals/runs", "", EP_PAGED, 0 },
+    { "status", "/v1/evals/status", "", EP_OBJECT, 0 },
+    { NULL, NULL, NULL, 0, 0 }
+};
+
+/* The query parameters a request may carry besides its cursor, in the order
+ * they are sent. The Lua layer has checked which belong to which endpoint. */
+static const char *const query_params[] = {
+    "include_agent_results", "limit", "eval_agent_id", "workbench_setup_id", "status",
+    "triggered_by", NULL
+};
+
+/* Creates a pager for endpoint (a name of the table above) of the run at
+ * run_id_idx (ignored by endpoints without one), with the query parameters of
+ * the table at params_idx (0: none) and its starting_after or ending_before.
+ * The Lua layer has checked their types and ranges. */
 be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int params_idx,
                         int keep_nulls)
 {
     be_pager *p = (be_pager *)be_newuserdata(L, sizeof *p);
-    size_t len;
-    const char *run_id = luaL_checklstring(L, run_id_idx, &len);
+    const struct endpoint *ep = endpoints;
     luaL_Buffer b;
-    int first = 1;
+    int i, first = 1;
 
+    while (ep->name != NULL && strcmp(ep->name, endpoint) != 0)
+        ep++;
+    if (ep->name == NULL)
+        luaL_error(L, "blandeval: unknown endpoint '%s'", endpoint);
     memset(p, 0, sizeof *p);
     luaL_getmetatable(L, BE_PAGER_MT);
     lua_setmetatable(L, -2);
     p->keep_nulls = keep_nulls;
-    p->paged = strcmp(endpoint, "call-results") == 0;
+    p->paged = ep->kind == EP_PAGED;
+    p->object = ep->kind == EP_OBJECT;
 
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, "/v1/evals/runs/");
-    add_escaped(&b, run_id, len);
-    luaL_addchar(&b, '/');
-    luaL_addstring(&b, endpoint);
+    luaL_addstring(&b, ep->before);
+    if (ep->has_id) {
+        size_t len;
+        const char *run_id = luaL_checklstring(L, run_id_idx, &len);
+        add_escaped(&b, run_id, len);
+    }
+    luaL_addstring(&b, ep->after);
     luaL_pushresult(&b);
     take_string(L, &p->path, NULL);
 
@@ -100,20 +131,33 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
         return p;
     }
     luaL_buffinit(L, &b);
-    lua_getfield(L, params_idx, "include_agent_results");
-    if (!lua_isnil(L, -1)) {
-        luaL_addstring(&b, lua_toboolean(L, -1) ? "include_agent_results=true"
-                                                : "include_agent_results=false");
-        first = 0;
+    for (i = 0; query_params[i] != NULL; i++) {
+        lua_getfield(L, params_idx, query_params[i]);
+        if (!lua_isnil(L, -1)) {
+            char num[32];
+            size_t len;
+            const char *v;
+            if (lua_type(L, -1) == LUA_TBOOLEAN) {
+                v = lua_toboolean(L, -1) ? "true" : "false";
+                len = strlen(v);
+            } else if (lua_type(L, -1) == LUA_TNUMBER) {
+                snprintf(num, sizeof num, "%.0f", (double)lua_tonumber(L, -1));
+                v = num;
+                len = strlen(v);
+            } else
+                v = lua_tolstring(L, -1, &len);
+            lua_pop(L, 1);                   /* the table keeps any string alive */
+            if (v != NULL) {
+                if (!first)
+                    luaL_addchar(&b, '&');
+                luaL_addstring(&b, query_params[i]);
+                luaL_addchar(&b, '=');
+                add_escaped(&b, v, len);
+                first = 0;
+            }
+        } else
+            lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    lua_getfield(L, params_idx, "limit");
-    if (!lua_isnil(L, -1)) {
-        char num[32];
-        snprintf(num, sizeof num, "%slimit=%d", first ? "" : "&", (int)lua_tonumber(L, -1));
-        luaL_addstring(&b, num);
-    }
-    lua_pop(L, 1);
     luaL_pushresult(&b);
     take_string(L, &p->query, NULL);
 
@@ -343,6 +387,13 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
     data = top + 2;
     if (!lua_istable(L, data))
         return protocol_failure(L, h, secret, "the body is not the API's envelope (no data object)", top);
+    if (p->object) {                         /* one object: the answer is data itself */
+        p->done = 1;
+        p->pages++;
+        lua_replace(L, body);
+        lua_settop(L, body);
+        return 1;
+    }
     lua_getfield(L, data, "data");
     items = top + 3;
     if (!lua_istable(L, items))
@@ -429,12 +480,12 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
 
 /* ---- the pager from Lua, for transports that do their I/O in Lua ------- */
 
-/* core.pager(endpoint, run_id [, params [, keep_nulls]]) -> pager */
+/* core.pager(endpoint, run_id [, params [, keep_nulls]]) -> pager (run_id:
+ * nil for the endpoints without one) */
 static int l_pager(lua_State *L)
 {
     const char *endpoint = luaL_checkstring(L, 1);
 
-    luaL_checkstring(L, 2);
     be_pager_push(L, endpoint, 2, lua_istable(L, 3) ? 3 : 0, lua_toboolean(L, 4));
     return 1;
 }

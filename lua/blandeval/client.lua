@@ -157,20 +157,38 @@ local CALL_RESULT_PARAMS = {
   ending_before = { is_string, "a non-empty string" },
 }
 
--- Checks the caller's params and returns a copy, with limit set when given.
-local function call_result_params(fname, params, limit)
+local PAGING = {
+  limit = { whole_in(1, MAX_PAGE), "a whole number from 1 to 100" },
+  starting_after = { is_string, "a non-empty string" },
+  ending_before = { is_string, "a non-empty string" },
+}
+local RUN_STATUS = { PENDING = true, QUEUED = true, RUNNING = true, COMPLETE = true, PARTIAL = true,
+  FAILED = true, CANCELLED = true }
+local TERMINAL = { COMPLETE = true, PARTIAL = true, FAILED = true, CANCELLED = true }
+local RUN_FILTERS = {
+  limit = PAGING.limit, starting_after = PAGING.starting_after, ending_before = PAGING.ending_before,
+  eval_agent_id = { is_string, "a non-empty string" },
+  workbench_setup_id = { is_string, "a non-empty string" },
+  status = { function(v) return RUN_STATUS[v] == true end,
+    "one of PENDING, QUEUED, RUNNING, COMPLETE, PARTIAL, FAILED, CANCELLED" },
+  triggered_by = { function(v) return v == "manual" or v == "auto" or v == "backfill" end,
+    '"manual", "auto" or "backfill"' },
+}
+
+-- Checks params against a table of allowed ones; returns a copy with limit set when given.
+local function checked(fname, argn, params, allowed, limit)
   if params ~= nil and type(params) ~= "table" then
-    usage(fname, 2, "params must be a table, got %s", type(params))
+    usage(fname, argn, "params must be a table, got %s", type(params))
   end
   local out = { limit = limit }
   for k, v in pairs(params or {}) do
-    local p = CALL_RESULT_PARAMS[k]
-    if not p then usage(fname, 2, "unknown parameter '%s'", tostring(k)) end
-    if not p[1](v) then usage(fname, 2, "%s must be %s", k, p[2]) end
+    local p = allowed[k]
+    if not p then usage(fname, argn, "unknown parameter '%s'", tostring(k)) end
+    if not p[1](v) then usage(fname, argn, "%s must be %s", k, p[2]) end
     out[k] = v
   end
   if out.starting_after and out.ending_before then
-    usage(fname, 2, "starting_after and ending_before cannot be combined")
+    usage(fname, argn, "starting_after and ending_before cannot be combined")
   end
   return out
 end
@@ -179,7 +197,7 @@ end
 -- Follows next_cursor to the end; raises an error value on failure.
 function Client:call_results(run_id, params)
   check_run_id("call_results", run_id)
-  local p = call_result_params("call_results", params, self.page_size)
+  local p = checked("call_results", 2, params, CALL_RESULT_PARAMS, self.page_size)
   return self._c:_iter("call-results", run_id, p)
 end
 
@@ -192,7 +210,7 @@ end
 --- client:call_results_page(run_id [, params]) -> page | nil, err
 function Client:call_results_page(run_id, params)
   check_run_id("call_results_page", run_id)
-  return self._c:_page("call-results", run_id, call_result_params("call_results_page", params))
+  return self._c:_page("call-results", run_id, checked("call_results_page", 2, params, CALL_RESULT_PARAMS))
 end
 
 --- client:agent_snapshots_page(run_id) -> page | nil, err
@@ -205,7 +223,7 @@ end
 -- The call results with failed_agent_count > 0.
 function Client:failed_call_results(run_id, params)
   check_run_id("failed_call_results", run_id)
-  local p = call_result_params("failed_call_results", params, self.page_size)
+  local p = checked("failed_call_results", 2, params, CALL_RESULT_PARAMS, self.page_size)
   local step, it, _, closing = self._c:_iter("call-results", run_id, p)
   return function()
     while true do
@@ -215,6 +233,78 @@ function Client:failed_call_results(run_id, params)
       if type(failed) == "number" and failed > 0 then return r, page end
     end
   end, it, nil, closing
+end
+
+--- client:run(run_id) -> run | nil, err: the eval run (status, counts, summary, ...)
+function Client:run(run_id)
+  check_run_id("run", run_id)
+  return self._c:_page("run", run_id)
+end
+
+--- client:evals_status() -> { enabled, gate, reason } | nil, err
+function Client:evals_status()
+  return self._c:_page("status", nil)
+end
+
+--- for verdict, page in client:agent_results(run_id [, params]) do ... end
+-- Every call x agent verdict of the run; params: limit, starting_after, ending_before.
+function Client:agent_results(run_id, params)
+  check_run_id("agent_results", run_id)
+  return self._c:_iter("agent-results", run_id, checked("agent_results", 2, params, PAGING, self.page_size))
+end
+
+--- client:agent_results_page(run_id [, params]) -> page | nil, err
+function Client:agent_results_page(run_id, params)
+  check_run_id("agent_results_page", run_id)
+  return self._c:_page("agent-results", run_id, checked("agent_results_page", 2, params, PAGING))
+end
+
+--- for run, page in client:runs([filters]) do ... end
+-- filters: eval_agent_id, workbench_setup_id, status, triggered_by, limit, cursors.
+function Client:runs(filters)
+  return self._c:_iter("runs", nil, checked("runs", 1, filters, RUN_FILTERS, self.page_size))
+end
+
+--- client:runs_page([filters]) -> page | nil, err
+function Client:runs_page(filters)
+  return self._c:_page("runs", nil, checked("runs_page", 1, filters, RUN_FILTERS))
+end
+
+local WAIT_OPTIONS = {
+  interval = { number_in(0, 3600), "a number of seconds >= 0" },
+  max_interval = { number_in(0, 3600), "a number of seconds >= 0" },
+  timeout = { number_in(0, 86400 * 7), "a number of seconds >= 0" },
+  progress = { function(v) return type(v) == "function" end, "a function" },
+}
+
+local function monotonic()
+  if ngx then ngx.update_time() return ngx.now() end
+  return os.time()
+end
+
+--- client:wait_for_run(run_id [, opts]) -> run | nil, err
+-- Polls the run until its status is terminal (COMPLETE, PARTIAL, FAILED or
+-- CANCELLED) and returns it; the wait between polls doubles from interval (2 s)
+-- to max_interval (15 s); opts.progress(run) sees every poll; after timeout
+-- seconds (3600) it gives up with a timeout error carrying the last run.
+function Client:wait_for_run(run_id, opts)
+  check_run_id("wait_for_run", run_id)
+  local o = checked("wait_for_run", 2, opts, WAIT_OPTIONS)
+  local wait, max_wait = o.interval or 2, o.max_interval or 15
+  local give_up = monotonic() + (o.timeout or 3600)
+  while true do
+    local run, err = self:run(run_id)
+    if not run then return nil, err end
+    if o.progress then o.progress(run) end
+    if TERMINAL[run.status] then return run end
+    local now = monotonic()
+    if now + wait > give_up then
+      return nil, core.error { kind = "timeout", retryable = false, run = run,
+        message = ("run %s is still %s after %d s"):format(run_id, tostring(run.status), o.timeout or 3600) }
+    end
+    if ngx then ngx.sleep(wait) else core.sleep(wait) end
+    wait = math.min(wait * 2, max_wait)
+  end
 end
 
 --- client:close(): releases the connection; the client cannot be used after.
