@@ -34,5 +34,12 @@ build = {
     ["blandeval"] = "lua/blandeval/init.lua",
     ["blandeval.client"] = "lua/blandeval/client.lua",
     ["blandeval.ngx"] = "lua/blandeval/ngx.lua",
+    ["blandeval.query"] = "lua/blandeval/query.lua",
+    ["blandeval.analysis"] = "lua/blandeval/analysis.lua",
+    ["blandeval.cli"] = "lua/blandeval/cli.lua",
+    ["blandeval.output"] = "lua/blandeval/output.lua",
+  },
+  install = {
+    bin = { blandeval = "bin/blandeval" },
   },
 }

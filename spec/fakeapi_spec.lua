@@ -186,9 +186,12 @@ describe("fake Bland Evals API", function()
         assert.are.equal(404, r.status, run)
         assert.are.equal("EVAL_RUN_NOT_FOUND", error_code(r))
       end
-      local r = http(api.base_url .. "/v1/evals/runs/run-5")
-      assert.are.equal(404, r.status)
-      assert.are.equal("NOT_FOUND", error_code(r))
+      -- (GET /v1/evals/runs/run-5 itself is the run object now)
+      for _, path in ipairs { "/v1/evals/runs/run-5/nope", "/v1/evals/runs/run-5/", "/v1/evals/nope", "/v1/evals/runs/" } do
+        local r = http(api.base_url .. path)
+        assert.are.equal(404, r.status, path)
+        assert.are.equal("NOT_FOUND", error_code(r))
+      end
     end)
 
     it("sends a distinct x-request-id on every response", function()
@@ -401,6 +404,573 @@ describe("fake Bland Evals API", function()
       local v = json(r)
       assert.is_table(v[1])
       assert.is_nil(v.data)
+    end)
+  end)
+
+  -- Endpoints beyond call-results and agent-snapshots: status, run objects, agent results, the
+  -- run list, comparison runs and progressing runs.
+
+  local function get(path, opts) return http(api.base_url .. path, opts) end
+
+  local function ok_get(path)
+    local r = get(path)
+    assert.are.equal(200, r.status, path .. ": " .. r.body)
+    local v = json(r)
+    assert.are.equal(cjson.null, v.errors)
+    return v.data, r
+  end
+
+  local function run_of(id) return (ok_get("/v1/evals/runs/" .. id)) end
+
+  -- every call result of a run, with its agent results
+  local function calls_of(run)
+    local out, cursor = {}, nil
+    repeat
+      local list = ok_get("/v1/evals/runs/" .. run .. "/call-results?include_agent_results=true&limit=100"
+        .. (cursor and "&starting_after=" .. cursor or ""))
+      for _, item in ipairs(list.data) do out[#out + 1] = item end
+      cursor = list.next_cursor
+    until not list.has_more
+    return out
+  end
+
+  local function flat_results(calls)
+    local out = {}
+    for _, c in ipairs(calls) do
+      for _, a in ipairs(c.agent_results) do out[#out + 1] = a end
+    end
+    return out
+  end
+
+  -- every page of a list endpoint (path with its query), following next_cursor
+  local function walk(path, limit)
+    local out, cursor, pages = {}, nil, 0
+    local sep = path:find("?", 1, true) and "&" or "?"
+    repeat
+      local list = ok_get(path .. sep .. "limit=" .. limit .. (cursor and "&starting_after=" .. cursor or ""))
+      pages = pages + 1
+      for _, item in ipairs(list.data) do out[#out + 1] = item end
+      if list.has_more then
+        assert.are.equal(list.data[#list.data].id, list.next_cursor)
+        cursor = list.next_cursor
+      else
+        assert.are.equal(cjson.null, list.next_cursor)
+      end
+    until not list.has_more
+    return out, pages
+  end
+
+  local function round(x, digits) local m = 10 ^ digits; return math.floor(x * m + 0.5) / m end
+
+  local function assert_keys(obj, keys, text)
+    local n = 0
+    for _ in pairs(obj) do n = n + 1 end
+    assert.are.equal(#keys, n)
+    local pos = 1
+    for _, k in ipairs(keys) do
+      assert.is_not_nil(obj[k], k)
+      if text then                      -- and in this order in the body
+        local at = text:find('"' .. k .. '":', pos, true)
+        assert.is_truthy(at, k .. " missing or out of order")
+        pos = at + 1
+      end
+    end
+  end
+
+  local RUN_KEYS = { "id", "org_id", "status", "triggered_by", "run_mode", "submitted_call_ids",
+    "submitted_attached_agents", "workbench_setup_id", "workbench_setup_version_id",
+    "resolved_call_count", "resolved_agent_count", "resolved_atom_count", "completed_atom_count",
+    "summary", "billable_cost_usd", "error_code", "error_message", "workflow_id", "metadata",
+    "created_at", "started_at", "completed_at" }
+  local LIST_KEYS = { "id", "status", "triggered_by", "run_mode", "resolved_call_count",
+    "resolved_agent_count", "resolved_atom_count", "completed_atom_count", "summary",
+    "billable_cost_usd", "workbench_setup_id", "workbench_setup_version_id", "metadata",
+    "created_at", "started_at", "completed_at" }
+  local SUMMARY_KEYS = { "overall_score_mean", "text_score_mean", "audio_score_mean",
+    "successful_call_count", "failed_call_count", "insufficient_evidence_count",
+    "target_match_count", "pass_threshold_pct", "overall_pass" }
+  local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
+
+  describe("evals status", function()
+    it("is enabled, behind the usual auth, counted under its path", function()
+      local data, r = ok_get("/v1/evals/status")
+      assert.are.same({ enabled = true, gate = "evals_enabled", reason = cjson.null }, data)
+      assert.are.equal('{"data":{"enabled":true,"gate":"evals_enabled","reason":null},"errors":null}', r.body)
+      local bad = get("/v1/evals/status", { auth = false })
+      assert.are.equal(401, bad.status)
+      assert.are.equal("AUTH_FAILURE", error_code(bad))
+      assert.are.equal(405, get("/v1/evals/status", { flags = "-X POST" }).status)
+      local stats = api.stats("/v1/evals/status")
+      assert.are.equal(3, stats.requests)
+      assert.are.same({ "test-key", cjson.null, "test-key" }, stats.auth)
+    end)
+  end)
+
+  describe("run objects", function()
+    it("describe run-60 from its own call results, agent results and snapshots", function()
+      local run, r = ok_get("/v1/evals/runs/run-60")
+      assert_keys(run, RUN_KEYS, r.body)
+      assert_keys(run.summary, SUMMARY_KEYS, r.body)
+      assert.are.equal("run-60", run.id)
+      assert.are.equal("COMPLETE", run.status)
+      assert.are.equal("manual", run.triggered_by)
+      assert.are.equal("text", run.run_mode)
+      assert.are.equal(60, run.resolved_call_count)
+      assert.are.equal(3, run.resolved_agent_count)
+      assert.are.equal(180, run.resolved_atom_count)
+      for _, k in ipairs { "workbench_setup_id", "workbench_setup_version_id", "error_code", "error_message" } do
+        assert.are.equal(cjson.null, run[k], k)
+      end
+      assert.matches('"metadata":{}', r.body, 1, true)
+      assert.is_string(run.workflow_id)
+      for _, k in ipairs { "created_at", "started_at", "completed_at" } do assert.matches(ISO, run[k]) end
+      assert.is_true(run.created_at < run.started_at and run.started_at < run.completed_at)
+
+      local calls = calls_of("run-60")
+      local call_ids, latest = {}, ""
+      local ov, tx, au = { 0, 0 }, { 0, 0 }, { 0, 0 }
+      local complete, failed, insufficient, targets, cost = 0, 0, 0, 0, 0
+      local function add(acc, v) if v ~= cjson.null then acc[1], acc[2] = acc[1] + v, acc[2] + 1 end end
+      for i, c in ipairs(calls) do
+        call_ids[i] = c.call_id
+        assert.are.equal(run.org_id, c.org_id)
+        if c.completed_at ~= cjson.null and c.completed_at > latest then latest = c.completed_at end
+        if c.status == "COMPLETE" then
+          complete = complete + 1
+          add(ov, c.overall_score_normalized_0_100); add(tx, c.text_score_normalized_0_100)
+          add(au, c.audio_score_normalized_0_100)
+        elseif c.status == "FAILED" then failed = failed + 1 end
+        for _, a in ipairs(c.agent_results) do
+          if a.is_insufficient_evidence then insufficient = insufficient + 1 end
+          if a.is_target_match == true then targets = targets + 1 end
+          if a.billable_cost_usd ~= cjson.null then cost = cost + math.floor(a.billable_cost_usd * 10000 + 0.5) end
+        end
+      end
+      local function mean(acc) return acc[2] > 0 and round(acc[1] / acc[2], 2) or cjson.null end
+      assert.are.same(call_ids, run.submitted_call_ids)
+      assert.are.equal(#flat_results(calls), run.completed_atom_count)
+      assert.are.equal(latest, run.completed_at)
+      assert.is_true(math.abs(cost / 10000 - run.billable_cost_usd) < 1e-9)
+      local s = run.summary
+      assert.are.same({ mean(ov), mean(tx), mean(au) }, { s.overall_score_mean, s.text_score_mean, s.audio_score_mean })
+      assert.are.same({ complete, failed, insufficient, targets, cjson.null, cjson.null },
+        { s.successful_call_count, s.failed_call_count, s.insufficient_evidence_count,
+          s.target_match_count, s.pass_threshold_pct, s.overall_pass })
+
+      local snaps = ok_get("/v1/evals/runs/run-60/agent-snapshots").data
+      assert.are.equal(3, #run.submitted_attached_agents)
+      for i, a in ipairs(run.submitted_attached_agents) do
+        assert_keys(a, { "eval_agent_id", "eval_agent_version_id", "weight", "target_level_keys" })
+        assert.are.same({ snaps[i].eval_agent_id, snaps[i].eval_agent_version_id, snaps[i].weight, snaps[i].target_level_keys },
+          { a.eval_agent_id, a.eval_agent_version_id, a.weight, a.target_level_keys })
+      end
+    end)
+
+    it("answer for every kind of run id, 404 EVAL_RUN_NOT_FOUND for others", function()
+      local known = { ["run-0"] = 0, ["run-a%20b%2Fc"] = 3, ["opaque-5"] = 5, ["slow10-4"] = 4,
+        ["fault-429%40t"] = 60, ["pending-5"] = 5, ["queued-5"] = 5, ["running-5"] = 5,
+        ["partial-5"] = 5, ["failed-5"] = 5, ["cancelled-5"] = 5, ["cmp-a-5"] = 5, ["cmp-b-5"] = 5,
+        ["progress-5%40t"] = 5, ["progress-fail-5"] = 5, ["progress-cancel-5"] = 5, ["run-5000"] = 5000 }
+      for id, n in pairs(known) do
+        local run = run_of(id)
+        assert.are.equal(n, run.resolved_call_count, id)
+        assert.are.equal(n, #run.submitted_call_ids, id)
+        assert.are.equal(3 * n, run.resolved_atom_count, id)
+      end
+      assert.are.equal("run-a b/c", run_of("run-a%20b%2Fc").id)
+      assert.are.equal("fault-429@t", run_of("fault-429%40t").id)
+      for _, id in ipairs { "nope", "run-5001", "pending-5001", "cmp-c-5", "cmp-a-x", "progress-x-5",
+          "progress-5001", "PENDING-5", "partial-", "complete-5" } do
+        local r = get("/v1/evals/runs/" .. id)
+        assert.are.equal(404, r.status, id)
+        assert.are.equal("EVAL_RUN_NOT_FOUND", error_code(r))
+        assert.are.equal(cjson.null, json(r).data)
+      end
+      assert.are.equal(401, get("/v1/evals/runs/run-5", { auth = "wrong" }).status)
+      assert.are.same({ "wrong" }, api.stats("run-5").auth)
+    end)
+
+    it("have fixed statuses for pending-N, queued-N, running-N, partial-N, failed-N, cancelled-N", function()
+      local pending = run_of("pending-20")
+      assert.are.same({ "PENDING", 0, cjson.null, cjson.null, cjson.null, cjson.null },
+        { pending.status, pending.completed_atom_count, pending.summary, pending.billable_cost_usd,
+          pending.started_at, pending.completed_at })
+      local queued = run_of("queued-30")
+      assert.are.equal("QUEUED", queued.status)
+      assert.are.equal(0, queued.completed_atom_count)
+      assert.matches(ISO, queued.started_at)
+      assert.are.equal(cjson.null, queued.completed_at)
+
+      local running = run_of("running-60")
+      assert.are.equal("RUNNING", running.status)
+      assert.are.equal(#flat_results(calls_of("running-60")), running.completed_atom_count)
+      assert.is_true(running.completed_atom_count < running.resolved_atom_count)
+      assert.are.same({ cjson.null, cjson.null, cjson.null },
+        { running.summary, running.billable_cost_usd, running.completed_at })
+
+      local partial = run_of("partial-40")
+      assert.are.equal("PARTIAL", partial.status)
+      assert.are.equal(120, partial.completed_atom_count)    -- settled: every call has its 3 results
+      assert.is_true(partial.summary.failed_call_count > 0)
+      assert.is_true(partial.summary.successful_call_count > 0)
+
+      local failed = run_of("failed-12")
+      assert.are.equal("FAILED", failed.status)
+      assert.are.equal("JUDGE_PROVIDER_UNAVAILABLE", failed.error_code)
+      assert.is_string(failed.error_message)
+      assert.are.equal(cjson.null, failed.summary)
+      assert.matches(ISO, failed.completed_at)
+
+      local cancelled = run_of("cancelled-90")
+      assert.are.equal("CANCELLED", cancelled.status)
+      assert.are.equal(cjson.null, cancelled.error_code)
+      assert.matches(ISO, cancelled.completed_at)
+      assert.is_number(cancelled.billable_cost_usd)
+
+      for id, status in pairs { ["pending-20"] = "PENDING", ["partial-40"] = "PARTIAL", ["run-60"] = "COMPLETE" } do
+        local _, body = ok_page(id, "limit=1")
+        assert.are.equal(status, body.run_status, id)
+      end
+    end)
+
+    it("run-2000 (the demo run) has FAILED and INSUFFICIENT_EVIDENCE calls and failed verdicts", function()
+      local run = run_of("run-2000")
+      assert.are.same({ 1383, 173, 742, 2275, 5257 }, { run.summary.successful_call_count,
+        run.summary.failed_call_count, run.summary.insufficient_evidence_count,
+        run.summary.target_match_count, run.completed_atom_count })
+      local failed_calls = 0
+      for _, c in ipairs(ok_page("run-2000", "limit=100").data) do
+        if c.failed_agent_count > 0 then failed_calls = failed_calls + 1 end
+      end
+      assert.is_true(failed_calls > 5)
+    end)
+  end)
+
+  describe("agent-results", function()
+    it("serve the embedded agent results of run-60, flattened, on pages of any size", function()
+      local want = flat_results(calls_of("run-60"))
+      assert.are.equal(156, #want)
+      for _, limit in ipairs { 7, 25, 100 } do
+        local got, pages = walk("/v1/evals/runs/run-60/agent-results", limit)
+        assert.are.same(want, got)
+        assert.are.equal(math.ceil(#want / limit), pages)
+      end
+      assert.are.equal(25, #ok_get("/v1/evals/runs/run-60/agent-results").data)
+      local one = ok_get("/v1/evals/runs/run-60/agent-results?limit=1&starting_after=" .. want[9].id)
+      assert.are.same({ want[10] }, one.data)
+      assert.are.equal(want[10].id, one.next_cursor)
+      local body = get("/v1/evals/runs/run-60/agent-results").body
+      assert.is_nil(json({ body = body }).run_status)             -- no extras on this list
+    end)
+
+    it("page backwards with ending_before, items in ascending order", function()
+      local all = walk("/v1/evals/runs/run-60/agent-results", 100)
+      local list = ok_get("/v1/evals/runs/run-60/agent-results?limit=10&ending_before=" .. all[51].id)
+      assert.are.equal(all[41].id, list.data[1].id)
+      assert.are.equal(all[50].id, list.data[10].id)
+      assert.is_true(list.has_more)
+      assert.are.equal(all[41].id, list.next_cursor)
+      list = ok_get("/v1/evals/runs/run-60/agent-results?limit=100&ending_before=" .. all[41].id)
+      assert.are.equal(40, #list.data)
+      assert.is_false(list.has_more)
+      assert.are.equal(cjson.null, list.next_cursor)
+      assert.are.equal(0, #ok_get("/v1/evals/runs/run-60/agent-results?starting_after=" .. all[#all].id).data)
+    end)
+
+    it("check limit and cursors like call-results", function()
+      local path = "/v1/evals/runs/run-60/agent-results?"
+      for _, limit in ipairs { "0", "101", "abc", "2.5", "" } do
+        local r = get(path .. "limit=" .. limit)
+        assert.are.equal(400, r.status, limit)
+        assert.are.equal("BAD_REQUEST", error_code(r))
+      end
+      local id = ok_get(path).data[3].id
+      local r = get(path .. "starting_after=" .. id .. "&ending_before=" .. id)
+      assert.are.equal(400, r.status)
+      assert.are.equal("Cannot combine starting_after and ending_before", json(r).errors[1].message)
+      local call_id = ok_page("run-60").data[1].id                -- a call-result id is no cursor here
+      for _, q in ipairs { "starting_after=nope", "ending_before=" .. call_id, "starting_after=" } do
+        assert.are.equal("INVALID_CURSOR", error_code(get(path .. q)), q)
+      end
+      assert.are.equal("EVAL_RUN_NOT_FOUND", error_code(get("/v1/evals/runs/nope/agent-results")))
+      local empty = ok_get("/v1/evals/runs/run-0/agent-results")
+      assert.are.same({ 0, false, cjson.null }, { #empty.data, empty.has_more, empty.next_cursor })
+    end)
+
+    it("use item ids as cursors on opaque runs too, and serve deep pages of run-5000", function()
+      local page1 = ok_get("/v1/evals/runs/opaque-60/agent-results?limit=5")
+      assert.are.equal(page1.data[5].id, page1.next_cursor)
+      local plain, opaque = walk("/v1/evals/runs/run-60/agent-results", 50), walk("/v1/evals/runs/opaque-60/agent-results", 50)
+      assert.are.equal(#plain, #opaque)
+      for i, item in ipairs(opaque) do
+        assert.are.equal(plain[i].id, item.id)
+        assert.are.equal("opaque-60", item.eval_run_id)
+      end
+      local head = ok_get("/v1/evals/runs/run-5000/agent-results?limit=100")
+      local deep = ok_get("/v1/evals/runs/run-5000/agent-results?limit=100&starting_after=" .. head.next_cursor)
+      assert.are.equal(100, #deep.data)
+      local back = ok_get("/v1/evals/runs/run-5000/agent-results?limit=100&ending_before=" .. deep.data[1].id)
+      assert.are.same(head.data, back.data)
+    end)
+  end)
+
+  describe("runs list", function()
+    it("serves about 40 runs newest first, each one the run object agrees with", function()
+      local all, pages = walk("/v1/evals/runs", 7)
+      assert.is_true(#all >= 35 and #all <= 50)
+      assert.are.equal(math.ceil(#all / 7), pages)
+      local seen, statuses, triggers = {}, {}, {}
+      for i, item in ipairs(all) do
+        assert_keys(item, LIST_KEYS)
+        assert.is_nil(seen[item.id]); seen[item.id] = true
+        statuses[item.status], triggers[item.triggered_by] = true, true
+        if i > 1 then assert.is_true(all[i - 1].created_at >= item.created_at) end
+      end
+      for _, id in ipairs { "cmp-a-300", "cmp-b-300", "progress-50" } do assert.is_true(seen[id], id) end
+      assert.are.same({ PENDING = true, QUEUED = true, RUNNING = true, COMPLETE = true, PARTIAL = true,
+        FAILED = true, CANCELLED = true }, statuses)
+      assert.are.same({ manual = true, auto = true, backfill = true }, triggers)
+      assert.are.same(all, walk("/v1/evals/runs", 100))
+      assert.are.equal(25, #ok_get("/v1/evals/runs").data)
+      local _, r = ok_get("/v1/evals/runs?limit=1")
+      assert_keys(json(r).data.data[1], LIST_KEYS, r.body)
+      for _, item in ipairs(all) do                 -- (progress-50 stays PENDING on its first GET)
+        local run = run_of(item.id)
+        for _, k in ipairs(LIST_KEYS) do assert.are.same(run[k], item[k], item.id .. " " .. k) end
+      end
+    end)
+
+    it("filters by status, triggered_by, workbench_setup_id and eval_agent_id", function()
+      local all = walk("/v1/evals/runs", 100)
+      local function expect(query, keep)
+        local want = {}
+        for _, item in ipairs(all) do if keep(item) then want[#want + 1] = item.id end end
+        local got = {}
+        for i, item in ipairs(walk("/v1/evals/runs?" .. query, 3)) do got[i] = item.id end
+        assert.are.same(want, got, query)
+        return got
+      end
+      for _, st in ipairs { "PENDING", "QUEUED", "RUNNING", "COMPLETE", "PARTIAL", "FAILED", "CANCELLED" } do
+        assert.is_true(#expect("status=" .. st, function(i) return i.status == st end) > 0, st)
+      end
+      for _, t in ipairs { "manual", "auto", "backfill" } do
+        expect("triggered_by=" .. t, function(i) return i.triggered_by == t end)
+      end
+      local cmp = run_of("cmp-a-300")
+      local setup = cmp.workbench_setup_id
+      assert.is_string(setup)
+      expect("workbench_setup_id=" .. setup, function(i) return i.workbench_setup_id == setup end)
+      expect("workbench_setup_id=" .. setup .. "&status=COMPLETE&triggered_by=manual", function(i)
+        return i.workbench_setup_id == setup and i.status == "COMPLETE" and i.triggered_by == "manual"
+      end)
+      -- the comparison runs share their agents; every other run has its own
+      local agent = cmp.submitted_attached_agents[2].eval_agent_id
+      assert.are.same({ "cmp-b-300", "cmp-a-300" }, expect("eval_agent_id=" .. agent, function(i)
+        return i.id == "cmp-a-300" or i.id == "cmp-b-300" end))
+      local other = run_of("run-60").submitted_attached_agents[1].eval_agent_id
+      assert.are.same({ "run-60" }, expect("eval_agent_id=" .. other, function(i) return i.id == "run-60" end))
+      for _, q in ipairs { "eval_agent_id=nope", "workbench_setup_id=nope", "eval_agent_id=" } do
+        local list = ok_get("/v1/evals/runs?" .. q)
+        assert.are.same({ 0, false, cjson.null }, { #list.data, list.has_more, list.next_cursor })
+      end
+    end)
+
+    it("rejects bad filters and cursors with 400", function()
+      for _, q in ipairs { "status=complete", "status=DONE", "status=", "status=COMPLETE&status=FAILED",
+          "triggered_by=Manual", "triggered_by=api", "triggered_by=", "eval_agent_id", "limit=0", "limit=101",
+          "starting_after=run-1&ending_before=run-1" } do
+        local r = get("/v1/evals/runs?" .. q)
+        assert.are.equal(400, r.status, q)
+        assert.are.equal("BAD_REQUEST", error_code(r), q)
+        assert.are.equal(cjson.null, json(r).data)
+      end
+      for _, q in ipairs { "starting_after=nope", "ending_before=run-4999", "starting_after=" } do
+        assert.are.equal("INVALID_CURSOR", error_code(get("/v1/evals/runs?" .. q)), q)
+      end
+    end)
+
+    it("pages with cursors that need not match the filter, backwards too", function()
+      local all = walk("/v1/evals/runs", 100)
+      local ids = {}
+      for i, item in ipairs(all) do ids[i] = item.id end
+      local list = ok_get("/v1/evals/runs?limit=5&starting_after=" .. ids[10])
+      assert.are.same({ ids[11], ids[15] }, { list.data[1].id, list.data[5].id })
+      list = ok_get("/v1/evals/runs?limit=5&ending_before=" .. ids[10])
+      assert.are.same({ ids[5], ids[9], true, ids[5] }, { list.data[1].id, list.data[5].id, list.has_more, list.next_cursor })
+      -- with a filter: the matching runs after (before) the cursor's place in the full list
+      local auto = {}
+      for _, item in ipairs(all) do if item.triggered_by == "auto" then auto[#auto + 1] = item.id end end
+      local cursor                                   -- a manual run with auto runs on both sides
+      for i = 2, #all - 1 do
+        if all[i].triggered_by ~= "auto" and all[i - 1].triggered_by == "auto" then cursor = i; break end
+      end
+      local before, after = {}, {}
+      for i, item in ipairs(all) do
+        if item.triggered_by == "auto" then
+          if i < cursor then before[#before + 1] = item.id else after[#after + 1] = item.id end
+        end
+      end
+      local function ids_of_list(l) local o = {}; for i, it in ipairs(l.data) do o[i] = it.id end; return o end
+      assert.are.same(after, ids_of_list(ok_get("/v1/evals/runs?triggered_by=auto&limit=100&starting_after=" .. ids[cursor])))
+      assert.are.same(before, ids_of_list(ok_get("/v1/evals/runs?triggered_by=auto&limit=100&ending_before=" .. ids[cursor])))
+      assert.are.equal(#auto, #before + #after)
+    end)
+
+    it("shows progress-50's current status without moving it, and counts under its path", function()
+      local function listed_status()
+        for _, item in ipairs(walk("/v1/evals/runs", 100)) do
+          if item.id == "progress-50" then return item.status end
+        end
+      end
+      assert.are.equal("PENDING", listed_status())
+      assert.are.equal("PENDING", listed_status())
+      for _ = 1, 5 do run_of("progress-50") end
+      assert.are.equal("COMPLETE", listed_status())
+      local ids = {}
+      for i, item in ipairs(ok_get("/v1/evals/runs?status=COMPLETE&limit=100").data) do ids[item.id] = i end
+      assert.is_not_nil(ids["progress-50"])
+      local stats = api.stats("/v1/evals/runs")
+      assert.are.equal(4, stats.requests)
+      assert.are.same({ "/v1/evals/runs?limit=100", "/v1/evals/runs?limit=100", "/v1/evals/runs?limit=100",
+        "/v1/evals/runs?status=COMPLETE&limit=100" }, stats.paths)
+    end)
+  end)
+
+  describe("comparison runs", function()
+    it("cmp-a-N and cmp-b-N score the same calls with the same agents", function()
+      local a, b = calls_of("cmp-a-300"), calls_of("cmp-b-300")
+      assert.are.equal(300, #a)
+      assert.are.equal(300, #b)
+      local sa = ok_get("/v1/evals/runs/cmp-a-300/agent-snapshots").data
+      local sb = ok_get("/v1/evals/runs/cmp-b-300/agent-snapshots").data
+      local b_snapshot = {}
+      for i = 1, 3 do
+        assert.are.same({ sa[i].eval_agent_id, sa[i].eval_agent_version_id, sa[i].key, sa[i].position },
+          { sb[i].eval_agent_id, sb[i].eval_agent_version_id, sb[i].key, sb[i].position })
+        assert.are_not.equal(sa[i].id, sb[i].id)
+        b_snapshot[sb[i].id] = true
+      end
+      for i = 1, 300 do
+        local x, y = a[i], b[i]
+        assert.are.same({ x.call_id, x.call_display_name, x.call_started_at, x.status, x.failed_agent_count,
+          x.insufficient_evidence_agent_count, #x.agent_results },
+          { y.call_id, y.call_display_name, y.call_started_at, y.status, y.failed_agent_count,
+            y.insufficient_evidence_agent_count, #y.agent_results })
+        assert.are_not.equal(x.id, y.id)
+        assert.are.equal("cmp-b-300", y.eval_run_id)
+        assert.is_true(y.created_at > x.created_at)
+        for _, r in ipairs(y.agent_results) do
+          assert.are.equal(y.id, r.eval_run_call_result_id)
+          assert.is_true(b_snapshot[r.eval_run_agent_snapshot_id])
+        end
+      end
+      local ra, rb = run_of("cmp-a-300"), run_of("cmp-b-300")
+      assert.are.same(ra.submitted_call_ids, rb.submitted_call_ids)
+      assert.are.same(ra.submitted_attached_agents, rb.submitted_attached_agents)
+      assert.are.equal("COMPLETE", rb.status)
+      assert.are.equal(900, rb.completed_atom_count)              -- settled: no unfinished calls
+    end)
+
+    it("cmp-b's first agent loses about a third of its target matches, the others do not change", function()
+      local a, b = calls_of("cmp-a-300"), calls_of("cmp-b-300")
+      local ignore = { id = true, eval_run_id = true, eval_run_call_result_id = true,
+        eval_run_agent_snapshot_id = true, created_at = true }
+      local hits, lost = 0, 0
+      for i = 1, 300 do
+        for k, x in ipairs(a[i].agent_results) do
+          local y = b[i].agent_results[k]
+          local changed = {}
+          for field, v in pairs(x) do
+            if not ignore[field] and not require("luassert.util").deepcompare(v, y[field], true) then
+              changed[#changed + 1] = field
+            end
+          end
+          table.sort(changed)
+          if k == 1 and x.is_target_match == true then hits = hits + 1 end
+          if #changed > 0 then
+            assert.are.equal(1, k, "only the first agent changes")
+            assert.is_true(x.is_target_match)
+            assert.are.equal(0, i % 3)                            -- the documented rule
+            assert.are.same({ "is_target_match", "reasoning_md", "score_normalized_0_100",
+              "selected_level_key", "selected_level_label" }, changed)
+            assert.is_false(y.is_target_match)
+            assert.is_true(y.score_normalized_0_100 < x.score_normalized_0_100)
+            assert.matches("^%*%*Verdict: " .. y.selected_level_label:gsub("%p", "%%%0") .. "%.%*%*", y.reasoning_md)
+            lost = lost + 1
+            assert.is_true(b[i].overall_score_normalized_0_100 <= a[i].overall_score_normalized_0_100)
+          end
+        end
+      end
+      assert.is_true(lost >= hits * 0.25 and lost <= hits * 0.42, lost .. " of " .. hits)
+      local ra, rb = run_of("cmp-a-300"), run_of("cmp-b-300")
+      assert.are.equal(ra.summary.target_match_count - lost, rb.summary.target_match_count)
+      assert.is_true(rb.summary.overall_score_mean < ra.summary.overall_score_mean)
+      assert.are.same({ ra.summary.failed_call_count, ra.summary.insufficient_evidence_count },
+        { rb.summary.failed_call_count, rb.summary.insufficient_evidence_count })
+    end)
+
+    it("work for any N, and agent-results of cmp-b match its call results", function()
+      assert.are.same(flat_results(calls_of("cmp-b-40")), walk("/v1/evals/runs/cmp-b-40/agent-results", 13))
+      assert.are.equal(0, run_of("cmp-b-0").resolved_call_count)
+    end)
+  end)
+
+  describe("progress runs", function()
+    local function seq(id, n)
+      local out = {}
+      for i = 1, n do out[i] = run_of(id) end
+      return out
+    end
+
+    it("progress-N goes PENDING, QUEUED, RUNNING twice, then COMPLETE", function()
+      local runs = seq("progress-30%40a", 6)
+      local st, done = {}, {}
+      for i, r in ipairs(runs) do st[i], done[i] = r.status, r.completed_atom_count end
+      assert.are.same({ "PENDING", "QUEUED", "RUNNING", "RUNNING", "COMPLETE", "COMPLETE" }, st)
+      assert.are.same({ 0, 0, 30, 60, 90, 90 }, done)
+      assert.are.equal(cjson.null, runs[1].started_at)
+      assert.matches(ISO, runs[2].started_at)
+      for i = 1, 4 do
+        assert.are.same({ cjson.null, cjson.null, cjson.null }, { runs[i].completed_at, runs[i].summary, runs[i].billable_cost_usd })
+      end
+      assert.matches(ISO, runs[5].completed_at)
+      local complete = 0
+      for _, c in ipairs(calls_of("progress-30%40a")) do
+        assert.is_true(c.status == "COMPLETE" or c.status == "FAILED" or c.status == "INSUFFICIENT_EVIDENCE")
+        if c.status == "COMPLETE" then complete = complete + 1 end
+      end
+      assert.are.equal(complete, runs[5].summary.successful_call_count)
+      assert.are.equal("progress-30@a", runs[5].id)
+      assert.are.equal(7, api.stats("progress-30@a").requests)            -- 6 GETs, 1 call-results
+    end)
+
+    it("keeps its count per tag, shows it in call-results without moving it, and resets", function()
+      seq("progress-30%40b", 3)
+      assert.are.equal("PENDING", run_of("progress-30%40c").status)        -- own state
+      for _ = 1, 3 do
+        local _, body = ok_page("progress-30%40b", "limit=1")
+        assert.are.equal("RUNNING", body.run_status)
+        assert.are.equal(30, body.run_resolved_call_count)
+      end
+      assert.are.equal(60, run_of("progress-30%40b").completed_atom_count)  -- request 4
+      api.reset()
+      assert.are.equal("PENDING", run_of("progress-30%40b").status)
+    end)
+
+    it("progress-fail-N ends FAILED and progress-cancel-N ends CANCELLED", function()
+      local f = seq("progress-fail-30", 6)
+      assert.are.same({ "RUNNING", "FAILED", "FAILED" }, { f[4].status, f[5].status, f[6].status })
+      assert.are.equal(60, f[5].completed_atom_count)
+      assert.are.equal("JUDGE_PROVIDER_UNAVAILABLE", f[5].error_code)
+      assert.is_string(f[5].error_message)
+      assert.are.equal(cjson.null, f[4].error_code)
+      assert.matches(ISO, f[5].completed_at)
+      local c = seq("progress-cancel-30", 5)
+      assert.are.same({ "PENDING", "QUEUED", "RUNNING", "RUNNING", "CANCELLED" },
+        { c[1].status, c[2].status, c[3].status, c[4].status, c[5].status })
+      assert.are.same({ 60, cjson.null, cjson.null }, { c[5].completed_atom_count, c[5].error_code, c[5].summary })
+      assert.matches(ISO, c[5].completed_at)
+      assert.is_true(c[5].billable_cost_usd > 0)
     end)
   end)
 

@@ -313,4 +313,7 @@ function Client:close()
 end
 Client.__close = Client.close
 
+-- the analyses over a run (verdicts joined to snapshots, summary, compare)
+for name, f in pairs(require "blandeval.analysis") do Client[name] = f end
+
 return Client

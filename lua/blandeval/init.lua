@@ -8,6 +8,8 @@ local blandeval = {
   null = core.null,          -- the JSON null sentinel; == cjson.null == ngx.null
   decode = core.decode,      -- decode(text [, opts]) -> value | nil, message, offset
   new = Client.new,          -- new{ api_key=, base_url=, ... } -> client
+  query = require "blandeval.query",             -- query(client:call_results(...)):filter(...)
+  filters = require("blandeval.query").filters,  -- predicates over call results
 }
 
 return blandeval

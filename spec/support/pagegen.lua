@@ -1,8 +1,10 @@
---- pagegen: deterministic, realistic response bodies for two Bland Evals list endpoints,
--- used as decoder test input.
+--- pagegen: deterministic, realistic response bodies for the Bland Evals list endpoints of a
+-- run, used as decoder test input and by the fake API (spec/support/fakeapi/handler.lua).
 --
 --   GET /v1/evals/runs/{run_id}/call-results     pagegen.call_results_page(opts)
 --   GET /v1/evals/runs/{run_id}/agent-snapshots  pagegen.agent_snapshots_page(opts)
+--   GET /v1/evals/runs/{run_id}/agent-results    pagegen.agent_results_page(opts)
+-- (and pagegen.call_results(opts), pagegen.run_info(opts): the values without the text)
 --
 -- Each returns `text, value`: the JSON body, and the Lua table a decoder should produce
 -- for it with keep_nulls=true, with JSON null as `opts.null` (default `pagegen.null`, a
@@ -78,6 +80,7 @@ local function stream(seed, tag, index)
 end
 
 local T_RUN, T_AGENT, T_CALL, T_STYLE, T_USER = 1, 2, 3, 4, 5
+local T_ALT_AGENT, T_ALT_CALL, T_ALT_RESULT = 6, 7, 8      -- ids of a regression re-run
 
 --- pagegen.rng(seed) -> generator with :next() (1..2^31-2), :int(lo, hi), :chance(pct), :pick(list)
 function M.rng(seed) return stream(seed, T_USER, 0) end
@@ -425,6 +428,12 @@ local function run_context(opts)
   if opts.run_id ~= nil then ctx.run_id = opts.run_id end
   ctx.t0 = days_from_civil(2026, 5, 27) * DAY + 10 * HOUR + r:int(0, 20) * DAY + r:int(0, 7) * HOUR
   ctx.catalog_base = r:int(0, #CATALOG - 1)
+  -- Options of the run variants (none changes what a run without them produces):
+  -- settled: every call is COMPLETE, FAILED or INSUFFICIENT_EVIDENCE (no PENDING, QUEUED or
+  -- RUNNING rows); regression: a re-run of the same calls, see regressed() below.
+  ctx.settled = opts.settled and true or false
+  ctx.regression = opts.regression and true or false
+  ctx.shift = ctx.regression and 2 * HOUR or 0          -- the re-run is created 2 hours later
   return ctx
 end
 
@@ -452,6 +461,7 @@ local function roster_agent(ctx, pos)    -- pos is the 0-based `position`
     a.targets[1] = LEVEL_SETS[n][1]
     if n >= 4 and r:chance(30) then a.targets[2] = LEVEL_SETS[n][2] end
   end
+  if ctx.regression then a.id = uuid(stream(ctx.seed, T_ALT_AGENT, pos)) end   -- own snapshot
   return a
 end
 
@@ -488,8 +498,30 @@ local function evidence(r, agent, start_limit_ms)
   return arr(items)
 end
 
+-- Regression re-runs (opts.regression): the SAME calls (call_id, display name, call_started_at,
+-- duration, ended_by, statuses) and the same agents (eval_agent_id, version, key, levels,
+-- targets, weight) as the plain run of the same seed, with their own ids (call results, agent
+-- results, snapshots) and times 2 hours later. Every verdict is the plain run's, except this
+-- rule: the agent at position 0, on each call whose 1-based run index is a multiple of 3 and
+-- where the plain run's verdict is a target match, picks the first level below its targets
+-- (the level after the 1 or 2 target levels; "fail" for a pass/fail agent) instead: a lower
+-- score, is_target_match=false, the new label in reasoning_md's first line. So about a third of
+-- that agent's target matches are lost; confidence, evidence, cost and audit do not change,
+-- and the call's scores are recomputed from the new verdict.
+local function regressed(agent, reason)
+  local n = #agent.levels
+  local key, score = "fail", 0
+  if n > 0 then
+    local idx = #agent.targets + 1
+    key, score = LEVEL_SETS[n][idx], 100 * (n - idx) / (n - 1)
+  end
+  local label = LEVEL_TEXT[key][1]
+  return key, label, flt(score), false, fmt("**Verdict: %s.**", label) .. reason:gsub("^%*%*Verdict: [^\n]*", "", 1)
+end
+
 -- kind: "verdict", "insufficient" or "failed" (the three disjoint outcomes of one verdict).
-local function agent_result(ctx, r, call, agent, kind, created_ms, call_failure)
+-- regress: apply the regression rule above to a target match.
+local function agent_result(ctx, r, call, agent, kind, created_ms, call_failure, regress)
   local key, label, score, target, conf = NULL, NULL, NULL, NULL, NULL
   local reason, ev, fcode, fmsg, cost = NULL, arr({}), NULL, NULL, NULL
   local in_tok, out_tok, lat = r:int(800, 6000), r:int(40, 600), r:int(400, 9000)
@@ -510,6 +542,7 @@ local function agent_result(ctx, r, call, agent, kind, created_ms, call_failure)
     conf = flt(r:int(55, 99) / 100)
     reason, ev = reasoning(r, label), evidence(r, agent, call.duration_ms)
     cost = flt(r:int(50, 400) / 10000)
+    if regress and target == true then key, label, score, target, reason = regressed(agent, reason) end
   elseif kind == "insufficient" then
     conf = flt(r:int(10, 45) / 100)
     reason = "**Insufficient evidence.** " .. r:pick({
@@ -525,8 +558,10 @@ local function agent_result(ctx, r, call, agent, kind, created_ms, call_failure)
     out_tok = NULL
     if r:chance(30) then lat = NULL end
   end
+  local id = uuid(r)
+  if ctx.regression then id = uuid(stream(ctx.seed, T_ALT_RESULT, call.index * 1000 + agent.position)) end
   return obj({
-    "id", uuid(r), "org_id", ctx.org_id, "eval_run_id", ctx.run_id,
+    "id", id, "org_id", ctx.org_id, "eval_run_id", ctx.run_id,
     "eval_run_call_result_id", call.id, "eval_run_agent_snapshot_id", agent.id,
     "eval_agent_id", agent.agent_id, "eval_agent_version_id", agent.version_id,
     "call_id", call.call_id,
@@ -547,6 +582,10 @@ local STATUS_WEIGHTS = {   -- call-result status, percent
   { "PENDING", 5 }, { "QUEUED", 4 }, { "RUNNING", 5 },
 }
 
+local SETTLED_WEIGHTS = {  -- opts.settled: no call is still waiting or running
+  { "COMPLETE", 84 }, { "FAILED", 8 }, { "INSUFFICIENT_EVIDENCE", 8 },
+}
+
 local function weighted(r, list)
   local u = r:int(0, 99)
   for _, e in ipairs(list) do
@@ -564,9 +603,10 @@ local function round1(x) return flt(floor(x * 10 + 0.5) / 10) end   -- scores: o
 -- generated results even when include_agent_results=false leaves agent_results empty.
 local function call_item(ctx, agents, index, include)
   local r = stream(ctx.seed, T_CALL, index)
-  local call = { id = uuid(r), call_id = uuid(r) }
-  local status = weighted(r, STATUS_WEIGHTS)
-  local created = ctx.t0 + 5000 + floor((index - 1) / 10) * 1000   -- rows appear in batches
+  local call = { id = uuid(r), call_id = uuid(r), index = index }
+  if ctx.regression then call.id = uuid(stream(ctx.seed, T_ALT_CALL, index)) end
+  local status = weighted(r, ctx.settled and SETTLED_WEIGHTS or STATUS_WEIGHTS)
+  local created = ctx.t0 + ctx.shift + 5000 + floor((index - 1) / 10) * 1000   -- rows appear in batches
   local call_start = ctx.t0 - r:int(1, 10) * DAY - r:int(0, 86399) * 1000
   call.duration_ms = r:int(150, 9000) * 100                        -- 15.0 s .. 900.0 s
   local started, completed = NULL, NULL
@@ -591,7 +631,8 @@ local function call_item(ctx, agents, index, include)
     end
     local agent = agents[a]
     local s
-    results[a], s = agent_result(ctx, r, call, agent, kind, start_ms + a * r:int(900, 4000), call_failure)
+    results[a], s = agent_result(ctx, r, call, agent, kind, start_ms + a * r:int(900, 4000), call_failure,
+      ctx.regression and a == 1 and index % 3 == 0)
     if kind == "failed" then failed_n = failed_n + 1
     elseif kind == "insufficient" then insuff_n = insuff_n + 1
     else
@@ -629,7 +670,7 @@ local function call_item(ctx, agents, index, include)
     "failed_agent_count", failed_n, "insufficient_evidence_agent_count", insuff_n,
     "agent_results", arr(include and results or {}), "created_at", iso(created),
   })
-  return node, status, call.id
+  return node, status, call.id, results
 end
 
 --- pagegen.call_results_page(opts) -> text, value
@@ -640,6 +681,8 @@ end
 -- run_status (default "RUNNING" if any item on the page is PENDING/QUEUED/RUNNING, else
 -- "COMPLETE"), resolved (run_resolved_call_count; default after_index+count, plus count
 -- more when has_more), null (sentinel for the returned table), pretty (indented text).
+-- Variants (all pages of one run must get the same): settled (no PENDING, QUEUED or RUNNING
+-- calls), regression (the re-run of the same seed's calls described at regressed()).
 function M.call_results_page(opts)
   opts = opts or {}
   local ctx = run_context(opts)
@@ -679,7 +722,7 @@ function M.agent_snapshots_page(opts)
       "position", a.position, "key", a.key, "name", a.name, "modality", a.modality,
       "system_prompt_md", a.system, "prompt_md", a.prompt, "prompt_version", a.prompt_version,
       "levels", arr(a.levels), "target_level_keys", arr(a.targets), "weight", a.weight,
-      "created_at", iso(ctx.t0),
+      "created_at", iso(ctx.t0 + ctx.shift),
     })
   end
   local tree = obj({
@@ -688,6 +731,69 @@ function M.agent_snapshots_page(opts)
   })
   return render(tree, ctx.seed, opts)
 end
+
+--- pagegen.agent_results_page(opts) -> text, value
+-- GET /v1/evals/runs/{run_id}/agent-results: the agent results that call results embed with
+-- include_agent_results=true (same values, same ids), flattened in call order then agent order.
+-- opts: seed, run_id, agents (default 3), settled, regression (as for call_results_page), the
+-- calls to take them from (after_index, count: run indexes after_index+1 .. after_index+count),
+-- skip (results dropped from the front, default 0), limit (results kept, default all),
+-- has_more (default false), next_cursor (default: the last item's id when has_more, else null),
+-- null, pretty. No run_status extras (API reference 5.18).
+function M.agent_results_page(opts)
+  opts = opts or {}
+  local ctx = run_context(opts)
+  local agents = roster(ctx, norm_int(opts.agents or 3))
+  local after, skip = norm_int(opts.after_index or 0), norm_int(opts.skip or 0)
+  local limit = opts.limit and norm_int(opts.limit) or math.huge
+  local items, seen = {}, 0
+  for k = 1, norm_int(opts.count or 25) do
+    local _, _, _, results = call_item(ctx, agents, after + k, true)
+    for _, res in ipairs(results) do
+      seen = seen + 1
+      if seen > skip and #items < limit then items[#items + 1] = res end
+    end
+  end
+  local has_more = opts.has_more and true or false
+  local cursor = opts.next_cursor
+  if cursor == nil then cursor = has_more and #items > 0 and items[#items][2] or NULL end
+  local tree = obj({
+    "data", obj({ "object", "list", "data", arr(items), "has_more", has_more, "next_cursor", cursor }),
+    "errors", NULL,
+  })
+  return render(tree, ctx.seed, opts)
+end
+
+--- pagegen.call_results(opts) -> { call result, ... }
+-- The items of call_results_page(opts) as plain tables (the `value` side only, no text): for
+-- fakes that need a run's numbers (summaries, ids) without rendering it. Same opts.
+function M.call_results(opts)
+  opts = opts or {}
+  local ctx = run_context(opts)
+  local agents = roster(ctx, norm_int(opts.agents or 3))
+  local null = opts.null == nil and M.null or opts.null
+  local items, after = {}, norm_int(opts.after_index or 0)
+  for k = 1, norm_int(opts.count or 25) do
+    items[k] = plain((call_item(ctx, agents, after + k, opts.include_agent_results)), null)
+  end
+  return items
+end
+
+--- pagegen.run_info(opts) -> { org_id =, created_ms =, created_at = }
+-- The run-level values every page of (seed, settled, regression) shares: the org, and the
+-- run's creation time (the snapshots' created_at; call results are created 5 s and more later).
+function M.run_info(opts)
+  local ctx = run_context(opts or {})
+  return { org_id = ctx.org_id, created_ms = ctx.t0 + ctx.shift, created_at = iso(ctx.t0 + ctx.shift) }
+end
+
+--- pagegen.iso(ms) -> "2026-05-27T10:00:06.000Z" (integer ms since the epoch, UTC)
+M.iso = iso
+
+--- Nodes that pagegen.encode writes exactly: pagegen.object { "k1", v1, "k2", v2, ... } keeps
+-- its key order (and {} is an empty object, not []); pagegen.array(t) is always an array;
+-- pagegen.float(x) is always written as a fraction ("88.0"), on LuaJIT too.
+M.object, M.array, M.float = obj, arr, flt
 
 -- Field lists in the documented (and emitted) order, for specs that check completeness.
 M.fields = {
