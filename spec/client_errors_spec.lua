@@ -41,11 +41,7 @@ do
   end
 end
 
-local function ids_of(items)
-  local out = {}
-  for i, item in ipairs(items) do out[i] = item.id end
-  return out
-end
+local ids_of = transport.ids_of
 
 -- Runs a whole iteration; -> ok, items (ids) read before the end or the error, err
 local function iterate(f, s, c)

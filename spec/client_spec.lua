@@ -51,11 +51,7 @@ local function collect(f, s, c)           -- every item of an iteration: items, 
   return items, pages
 end
 
-local function ids_of(items)
-  local out = {}
-  for i, item in ipairs(items) do out[i] = item.id end
-  return out
-end
+local ids_of = transport.ids_of
 
 local function slice(list, a, b)
   local out = {}

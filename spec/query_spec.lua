@@ -11,11 +11,7 @@ local transport = require "transport"
 local NULL = require("blandeval.core").null
 local IS_54 = _VERSION == "Lua 5.4" and not jit
 
-local function ids_of(items)
-  local out = {}
-  for i, item in ipairs(items) do out[i] = item.id end
-  return out
-end
+local ids_of = transport.ids_of
 
 -- A hand-made iterator over list, counting its calls and closes; the closing value has a
 -- close method, like the client's iterators.

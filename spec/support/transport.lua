@@ -30,4 +30,11 @@ function M.client(api, opts)
   return blandeval.new(M.options(o, api))
 end
 
+--- ids_of(items): the items' ids, in order.
+function M.ids_of(items)
+  local out = {}
+  for i, item in ipairs(items) do out[i] = item.id end
+  return out
+end
+
 return M
