@@ -472,6 +472,13 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* core.monotonic() -> seconds on a clock that wall-clock changes do not move */
+static int l_monotonic(lua_State *L)
+{
+    lua_pushnumber(L, now());
+    return 1;
+}
+
 void be_client_open(lua_State *L)
 {
     new_class(L, BE_CLIENT_MT, client_methods, client_close, client_close);
@@ -484,4 +491,6 @@ void be_client_open(lua_State *L)
     lua_setfield(L, -2, "client");
     lua_pushcfunction(L, l_sleep);
     lua_setfield(L, -2, "sleep");
+    lua_pushcfunction(L, l_monotonic);
+    lua_setfield(L, -2, "monotonic");
 }

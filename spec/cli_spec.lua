@@ -55,6 +55,20 @@ local function cli(args, o)
   return r
 end
 
+-- The records of a CSV text as Python's csv module reads them (an independent RFC 4180
+-- reader), or nil when python3 is missing.
+local function python_csv(text)
+  if shell.sh("command -v python3") == "" then return nil end
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  local out = shell.sh("python3 -c 'import csv, json, sys; "
+    .. "print(json.dumps(list(csv.reader(open(sys.argv[1], newline=\"\", encoding=\"utf-8\")))))' " .. q(path))
+  os.remove(path)
+  return assert(blandeval.decode(out), out)
+end
+
 local function lines_of(s)
   local out = {}
   for l in s:gmatch("([^\n]*)\n") do out[#out + 1] = l end
@@ -297,6 +311,8 @@ describe("blandeval CLI (" .. LUA .. ")", function()
       assert.are.equal("", r.err)
       assert.is_truthy(r.out:find('""', 1, true), "a field with a quote was written quoted")
       local rec = parse_csv(r.out)
+      local py = python_csv(r.out)
+      if py then assert.are.same(py, rec, "python's csv module reads other records") end
       local header = {}
       for _, k in ipairs(CALL_FIELDS) do
         header[#header + 1] = k == "agent_results" and "agent_results_count" or k
@@ -466,7 +482,7 @@ describe("blandeval CLI (" .. LUA .. ")", function()
       local rec = parse_csv(r.out)
       assert.are.same({ "call_id", "call_result_id", "agent_result_id", "agent_key", "agent_name", "eval_agent_id",
         "level_key", "level_label", "is_target", "score_normalized_0_100", "is_insufficient_evidence", "failed",
-        "failure_code" }, rec[1])
+        "failure_code", "failure_message" }, rec[1])
       assert.are.equal(#want + 1, #rec)
       local targets = 0
       for i, w in ipairs(want) do
@@ -485,6 +501,7 @@ describe("blandeval CLI (" .. LUA .. ")", function()
         same_scalar(row[11], v.is_insufficient_evidence, where)
         same_scalar(row[12], v.failed, where)
         same_scalar(row[13], v.failure_code, where)
+        same_scalar(row[14], v.failure_message, where)
         if w.target then targets = targets + 1 end
       end
       assert.is_true(targets > 0 and targets < #want)
@@ -509,13 +526,39 @@ describe("blandeval CLI (" .. LUA .. ")", function()
       local t = cli({ "verdicts", "run-20", "--limit", "7" })
       local tl = lines_of(t.out)
       assert.are.equal(8, #tl)
-      assert.is_truthy(tl[1]:match("^call_id%s+agent%s+level%s+target%s+score%s+failed$"), tl[1])
+      assert.is_truthy(tl[1]:match("^call_id%s+agent%s+level%s+target%s+score%s+failed%s+why$"), tl[1])
       for i = 1, 7 do
         local w = want[i]
         assert.are.equal(w.item.call_id, tl[i + 1]:match("^(%S+)"))
         assert.is_truthy(tl[i + 1]:find(w.snap.name, 1, true))
         assert.is_truthy(tl[i + 1]:match(w.target and "%s+yes%s" or "%s+no%s"), tl[i + 1])
-        assert.is_truthy(tl[i + 1]:match(w.v.failed and "%s+yes$" or "%s+no$"), tl[i + 1])
+        assert.is_truthy(tl[i + 1]:match(w.v.failed and "%s+yes%s+%S" or "%s+no%s+%-$"), tl[i + 1])
+      end
+    end)
+
+    it("--failed: only the verdicts whose evaluation failed, each with its code and message", function()
+      local want = {}
+      for _, w in ipairs(expected_verdicts("run-250")) do
+        if w.v.failed == true then want[#want + 1] = w end
+      end
+      assert.is_true(#want > 0)
+      local r = cli({ "verdicts", "run-250", "--failed", "--format", "csv" })
+      assert.are.equal(0, r.status, r.err)
+      local rec = parse_csv(r.out)
+      assert.are.equal(#want + 1, #rec)
+      for i, w in ipairs(want) do
+        same_scalar(rec[i + 1][3], w.v.id, "verdict " .. i)
+        same_scalar(rec[i + 1][12], true, "verdict " .. i)
+        same_scalar(rec[i + 1][13], w.v.failure_code, "verdict " .. i)
+        same_scalar(rec[i + 1][14], w.v.failure_message, "verdict " .. i)
+      end
+      local t = lines_of(cli({ "verdicts", "run-250", "--failed", "--limit", "3" }).out)
+      assert.are.equal(4, #t)
+      for i = 1, 3 do
+        local v = want[i].v
+        local why = v.failure_code ~= NULL and v.failure_code or v.failure_message
+        local cell = t[i + 1]:match("%syes%s+(.-)$") or ""
+        assert.are.equal(why, cell:sub(1, #why), t[i + 1])
       end
     end)
   end)
@@ -528,6 +571,8 @@ describe("blandeval CLI (" .. LUA .. ")", function()
         local r = cli({ "snapshots", run_id, "--format", "csv" })
         assert.are.equal(0, r.status)
         local rec = parse_csv(r.out)
+        local py = python_csv(r.out)
+        if py then assert.are.same(py, rec, run_id .. ": python's csv module reads other records") end
         assert.are.same({ "id", "org_id", "eval_run_id", "eval_agent_id", "eval_agent_version_id", "position",
           "key", "name", "modality", "system_prompt_md", "prompt_md", "prompt_version", "level_keys",
           "target_level_keys", "weight", "created_at" }, rec[1])
@@ -713,6 +758,22 @@ describe("blandeval CLI (" .. LUA .. ")", function()
         end
       end
       assert.is_true(flagged >= 1)
+    end)
+
+    it("--limit N lists N changed verdicts and counts the rest", function()
+      local changed = raw_compare("cmp-a-90", "cmp-b-90")
+      assert.is_true(#changed > 3)
+      local r = cli({ "compare", "cmp-a-90", "cmp-b-90", "--limit", "3" })
+      assert.are.equal(1, r.status, r.err)
+      local l = lines_of(r.out)
+      local at
+      for i, line in ipairs(l) do
+        if line == "changed verdicts: " .. #changed then at = i end
+      end
+      assert.is_truthy(at, r.out)
+      assert.is_truthy(l[at + 1]:match("^call_id%s+agent"), l[at + 1])
+      for i = 2, 4 do assert.is_truthy(l[at + i]:match("^%x+%-%x+%-%x+%-%x+%-%x+ "), l[at + i]) end
+      assert.are.equal("... and " .. (#changed - 3) .. " more", l[at + 5])
     end)
 
     it("exit 0 for a run against itself and under a wide threshold", function()

@@ -633,7 +633,7 @@ describe("fake Bland Evals API", function()
       end
     end)
 
-    it("run-2000 (the demo run) has FAILED and INSUFFICIENT_EVIDENCE calls and failed verdicts", function()
+    it("run-2000 has FAILED and INSUFFICIENT_EVIDENCE calls and failed verdicts", function()
       local run = run_of("run-2000")
       assert.are.same({ 1383, 173, 742, 2275, 5257 }, { run.summary.successful_call_count,
         run.summary.failed_call_count, run.summary.insufficient_evidence_count,

@@ -113,21 +113,23 @@ jsonl: every field, nulls as null, empty arrays as [].]],
 }
 
 COMMANDS.verdicts = {
-  args = { "RUN_ID" }, options = { format = true, limit = true },
+  args = { "RUN_ID" }, options = { format = true, limit = true, failed = true },
   summary = "one row per verdict (call x agent), joined to the run's agents",
   help = [[
-usage: blandeval verdicts RUN_ID [--format table|csv|jsonl] [--limit N]
+usage: blandeval verdicts RUN_ID [--failed] [--format table|csv|jsonl] [--limit N]
 
 Every agent verdict of the run, joined to the run's agent snapshots.
 
+  --failed               only the verdicts whose evaluation failed (failed = true),
+                         with the reason the API gives
 ]] .. FORMAT_HELP .. [[
 
   --limit N              stop after N rows
 
-table: call_id, agent, level, target, score, failed.
+table: call_id, agent, level, target, score, failed, why (failure_code: failure_message).
 csv: call_id, call_result_id, agent_result_id, agent_key, agent_name, eval_agent_id,
 level_key, level_label, is_target, score_normalized_0_100, is_insufficient_evidence,
-failed, failure_code.
+failed, failure_code, failure_message.
 jsonl: { call_id, call_result_id, agent, level, is_target, verdict } per verdict, with
 the whole agent result as verdict.]],
 }
@@ -161,10 +163,10 @@ distribution of its verdicts over its levels.]],
 }
 
 COMMANDS.compare = {
-  args = { "RUN_A", "RUN_B" }, options = { threshold = true, ["score-threshold"] = true },
+  args = { "RUN_A", "RUN_B" }, options = { threshold = true, ["score-threshold"] = true, limit = true },
   summary = "per-agent deltas between two runs; exit 1 on a regression",
   help = [[
-usage: blandeval compare RUN_A RUN_B [--threshold P] [--score-threshold S]
+usage: blandeval compare RUN_A RUN_B [--threshold P] [--score-threshold S] [--limit N]
 
 Compares two runs of the same calls and agents: per agent the target hit rate and the
 mean score in A and B and their change, then the calls whose verdict level changed.
@@ -172,6 +174,7 @@ mean score in A and B and their change, then the calls whose verdict level chang
   --threshold P          an agent regresses when its hit rate drops by more than P
                          percentage points (default 5)
   --score-threshold S    ... or its mean score by more than S points (default 5)
+  --limit N              list at most N of the changed verdicts (all are counted)
 
 Exit status 1 when an agent regresses, 0 otherwise (2 on errors).]],
 }
@@ -491,7 +494,15 @@ end
 
 local VERDICT_CSV = { "call_id", "call_result_id", "agent_result_id", "agent_key", "agent_name", "eval_agent_id",
   "level_key", "level_label", "is_target", "score_normalized_0_100", "is_insufficient_evidence", "failed",
-  "failure_code" }
+  "failure_code", "failure_message" }
+
+-- why a verdict failed, in one cell: "CODE: message", either part alone, or "-"
+local function failure_why(v)
+  if v.failed ~= true then return "-" end
+  local code, msg = str(v.failure_code), str(v.failure_message)
+  if code and msg then return code .. ": " .. msg end
+  return code or msg or "-"
+end
 
 function COMMANDS.verdicts.run(ctx)
   local run_id = ctx.args[1]
@@ -500,31 +511,34 @@ function COMMANDS.verdicts.run(ctx)
   local w = writer(ctx, ctx.format, {
     csv_header = VERDICT_CSV, kind = "verdict",
     columns = { { "call_id" }, { "agent", max = 40 }, { "level", max = 30 }, { "target" },
-      { "score", right = true }, { "failed" } },
+      { "score", right = true }, { "failed" }, { "why", max = 60 } },
   })
+  local only_failed = ctx.opts.failed == true
   local watch, count = page_watch(ctx), 0
   local f, s, c, closing = A.verdicts(client, run_id)
   each(f, s, c, closing, function(r, verdicts, page)
     watch(page)
     for _, j in ipairs(verdicts) do
       if limit_reached(ctx, count) then return false end
-      count = count + 1
       local v, agent, level = j.verdict, j.agent or {}, j.level
+      if only_failed and v.failed ~= true then goto next_verdict end
+      count = count + 1
       w.row(function()
         return { text(r.call_id), text(agent.name or agent.key or agent.snapshot_id),
           level and text(level.label or level.key) or "-", yes_no(j.is_target),
-          fixed(v.score_normalized_0_100), yes_no(v.failed) }
+          fixed(v.score_normalized_0_100), yes_no(v.failed), text(failure_why(v)) }
       end, function()
         return { output.scalar(r.call_id, NULL), output.scalar(r.id, NULL), output.scalar(v.id, NULL),
           output.scalar(agent.key), output.scalar(agent.name), output.scalar(agent.eval_agent_id),
           output.scalar(level and level.key), output.scalar(level and level.label),
           output.scalar(j.is_target), output.scalar(v.score_normalized_0_100, NULL),
           output.scalar(v.is_insufficient_evidence, NULL), output.scalar(v.failed, NULL),
-          output.scalar(v.failure_code, NULL) }
+          output.scalar(v.failure_code, NULL), output.scalar(v.failure_message, NULL) }
       end, function()
         return { call_id = r.call_id, call_result_id = r.id, agent = agent,
           level = level or NULL, is_target = j.is_target, verdict = v }
       end)
+      ::next_verdict::
     end
     if limit_reached(ctx, count) then return false end
   end)
@@ -733,12 +747,14 @@ function COMMANDS.compare.run(ctx)
   if #changed > 0 then
     local crows = {}
     for i, ch in ipairs(changed) do
+      if ctx.limit and i > ctx.limit then break end
       crows[i] = { text(ch.call_id), text(ch.key), text(ch.a_level), text(ch.b_level),
         yes_no(ch.a_target), yes_no(ch.b_target) }
     end
     local ccols = { { "call_id" }, { "agent", max = 40 }, { "a_level", max = 24 }, { "b_level", max = 24 },
       { "a_target" }, { "b_target" } }
     for _, line in ipairs(output.table_lines(ccols, crows)) do out.line(line) end
+    if #crows < #changed then out.line(format("... and %d more", #changed - #crows)) end
   end
   out.line("")
   if cmp.regression then

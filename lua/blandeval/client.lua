@@ -279,7 +279,7 @@ local WAIT_OPTIONS = {
 
 local function monotonic()
   if ngx then ngx.update_time() return ngx.now() end
-  return os.time()
+  return core.monotonic()
 end
 
 --- client:wait_for_run(run_id [, opts]) -> run | nil, err

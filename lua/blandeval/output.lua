@@ -108,6 +108,7 @@ M.number = number
 
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\" }
 for c = 0, 31 do ESCAPES[char(c)] = format("\\u%04x", c) end
+ESCAPES["\n"], ESCAPES["\r"], ESCAPES["\t"], ESCAPES["\b"], ESCAPES["\f"] = "\\n", "\\r", "\\t", "\\b", "\\f"
 
 local function string_text(s)
   return '"' .. s:gsub('[%c"\\]', function(c) return ESCAPES[c] or c end) .. '"'

@@ -5,7 +5,7 @@ set -e
 # lua5.1 and its headers are what `luarocks --lua-version=5.1 make` builds the rock with.
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
       libcurl4-openssl-dev lua-cjson lua-busted luarocks lua5.1 liblua5.1-0-dev
-      binutils nginx libnginx-mod-http-lua openssl curl locales $EXTRA_PACKAGES"
+      binutils nginx libnginx-mod-http-lua openssl curl locales python3 $EXTRA_PACKAGES"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -2,9 +2,10 @@
 # Runs the busted specs under each interpreter given and sums busted's own
 # totals: the last line is "N passed, N failed" over all of them.
 # Extra busted arguments (a spec file, --filter=...) come from $BUSTED_ARGS.
-# "nginx" runs the client specs inside an nginx worker, with the ngx transport
+# "nginx" runs the client, reads, query and analysis specs inside an nginx worker, with the ngx transport
 # (examples/nginx.conf and spec/support/nginx_busted.lua), less their #curl tests.
-NGINX_SPECS="spec/client_spec.lua spec/client_errors_spec.lua spec/client_security_spec.lua"
+NGINX_SPECS="spec/client_spec.lua spec/client_errors_spec.lua spec/client_security_spec.lua
+  spec/reads_spec.lua spec/query_spec.lua spec/analysis_spec.lua"
 
 in_nginx() {
   dir=$(mktemp -d)
