@@ -50,10 +50,17 @@ typedef struct be_decode_error {
 int be_decode(lua_State *L, const char *buf, size_t len,
               const be_decode_opts *opts, be_decode_error *err);
 
-/* HTTP with libcurl (transport.c): one easy handle and its response. */
+/* HTTP with libcurl (transport.c): an easy handle and its response. The
+ * handles of a client share one multi handle, which drives them and holds
+ * their connections. A transfer can be started now and finished later (a
+ * prefetch: one that nobody waits for yet). */
 typedef struct be_http {
+    CURLM *multi;                 /* shared, owned by the client */
     CURL *curl;
-    struct curl_slist *headers;   /* fixed request headers, owned */
+    int in_flight, done;          /* added to the multi handle; ended (with result) */
+    CURLcode result;
+    const void *owner;            /* who started the transfer in flight (NULL: a plain get) */
+    char *url;                    /* the URL in flight, owned */
     char *body;                   /* response body, NUL-terminated, owned */
     size_t len, cap, max_body;
     long status;
@@ -64,11 +71,16 @@ typedef struct be_http {
     char errbuf[CURL_ERROR_SIZE];
 } be_http;
 
-int be_http_init(be_http *h);
-int be_http_configure(be_http *h, struct curl_slist *headers, const char *cainfo,
+int be_http_init(be_http *h, CURLM *multi);
+int be_http_configure(be_http *h, const struct curl_slist *headers, const char *cainfo,
                       const char *capath, long connect_timeout_ms, int no_proxy);
 CURLcode be_http_get(be_http *h, const char *url, long timeout_ms);
+int be_http_start(be_http *h, const char *url, long timeout_ms, const void *owner);
+void be_http_pump(be_http *h);
+CURLcode be_http_finish(be_http *h, double timeout);
+void be_http_abort(be_http *h);
 void be_http_free(be_http *h);
+double be_now(void);
 int be_curl_retryable(CURLcode rc);
 const char *be_curl_name(CURLcode rc);
 

@@ -20,13 +20,17 @@
 #define MAX_EMPTY_PAGES 16
 
 typedef struct be_client {
-    be_http http;
+    CURLM *multi;                 /* drives both handles; holds the connections */
+    be_http http;                 /* pages asked for now */
+    be_http ahead;                /* the page an iterator prefetches */
+    struct curl_slist *headers;   /* the request headers of both, owned */
     char *base_url;               /* without a trailing slash */
     char *key;                    /* kept only to redact it */
     const char *secret;           /* what to redact: the key, less any "Bearer " */
     double timeout, deadline;     /* seconds per attempt; for all attempts (0: none) */
     be_retry_policy retry;
     int keep_nulls;
+    int prefetch;                 /* iterators request page N+1 when they hand out page N */
     int closed;
     uint64_t rng;                 /* jitter */
 } be_client;
@@ -35,17 +39,17 @@ typedef struct be_iter {
     int state;                    /* ITER_OPEN, ITER_DONE, ITER_FAILED, ITER_CLOSED */
     int backward;
     lua_Integer idx, n;
+    be_client *client;            /* kept alive by the user value while ITER_OPEN */
 } be_iter;
+
+/* Items handed out between two nudges of a prefetch in flight: often enough
+ * to drain the socket while the caller works, rarely enough to cost nothing. */
+#define PUMP_EVERY 8
 
 enum { ITER_OPEN, ITER_DONE, ITER_FAILED, ITER_CLOSED };
 enum { UV_CLIENT = 1, UV_PAGER, UV_ITEMS, UV_PAGE, UV_SEEN, UV_ERROR };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define now be_now
 
 static void sleep_for(double seconds)
 {
@@ -68,7 +72,7 @@ static be_client *check_client(lua_State *L, int idx)
 }
 
 /* Pushes the error value for a transfer that libcurl could not complete. */
-static void push_transfer_error(lua_State *L, be_client *c, CURLcode rc)
+static void push_transfer_error(lua_State *L, be_client *c, const be_http *h, CURLcode rc)
 {
     be_error e;
     char msg[CURL_ERROR_SIZE + 64];
@@ -76,21 +80,21 @@ static void push_transfer_error(lua_State *L, be_client *c, CURLcode rc)
     memset(&e, 0, sizeof e);
     e.kind = rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "network";
     e.curl = be_curl_name(rc);
-    e.status = c->http.status;
-    e.request_id = c->http.request_id;
+    e.status = h->status;
+    e.request_id = h->request_id;
     e.redact = c->secret;
     e.retryable = be_curl_retryable(rc);
-    if (c->http.too_big) {
+    if (h->too_big) {
         e.kind = "protocol";
         e.curl = NULL;
         e.retryable = 0;
         snprintf(msg, sizeof msg, "the response body is larger than max_body (%lu bytes)",
-                 (unsigned long)c->http.max_body);
-    } else if (c->http.no_memory) {
+                 (unsigned long)h->max_body);
+    } else if (h->no_memory) {
         e.retryable = 0;
         snprintf(msg, sizeof msg, "out of memory while reading the response");
     } else {
-        snprintf(msg, sizeof msg, "%s", c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(rc));
+        snprintf(msg, sizeof msg, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
     }
     e.message = msg;
     be_push_error(L, &e);
@@ -98,26 +102,36 @@ static void push_transfer_error(lua_State *L, be_client *c, CURLcode rc)
 
 /* Gets the pager's next page, retrying as the policy allows. Pushes the page
  * and returns 1, or pushes the last error value and returns 0. */
-static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx)
+static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx, const void *owner)
 {
     double deadline_at = c->deadline > 0 ? now() + c->deadline : 0;
     int attempt;
 
     for (attempt = 1;; attempt++) {
         double timeout = c->timeout, wait, left;
+        const char *url;
+        be_http *h = &c->http;
         CURLcode rc;
         int ok, retryable;
 
         if (deadline_at > 0 && deadline_at - now() < timeout)
             timeout = deadline_at - now();
         be_pager_push_url(L, p, c->base_url);
-        rc = be_http_get(&c->http, lua_tostring(L, -1), (long)(timeout * 1000) + 1);
+        url = lua_tostring(L, -1);
+        /* the first attempt may be the prefetch this owner started: it is
+         * finished, and its errors surface, only now */
+        if (attempt == 1 && owner != NULL && c->ahead.in_flight && c->ahead.owner == owner
+            && strcmp(c->ahead.url, url) == 0) {
+            h = &c->ahead;
+            rc = be_http_finish(h, timeout);
+        } else
+            rc = be_http_get(h, url, (long)(timeout * 1000) + 1);
         lua_pop(L, 1);
         if (rc != CURLE_OK) {
-            push_transfer_error(L, c, rc);
+            push_transfer_error(L, c, h, rc);
             ok = 0;
         } else
-            ok = be_pager_response(L, p, &c->http, seen_idx, c->secret);
+            ok = be_pager_response(L, p, h, seen_idx, c->secret);
         if (ok)
             return 1;
         lua_getfield(L, -1, "retryable");
@@ -130,7 +144,7 @@ static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx)
         left = -1;                           /* no deadline */
         if (deadline_at > 0)
             left = deadline_at > now() ? deadline_at - now() : 0;
-        wait = be_retry_wait(&c->retry, attempt, c->http.retry_after, left, be_uniform(&c->rng));
+        wait = be_retry_wait(&c->retry, attempt, h->retry_after, left, be_uniform(&c->rng));
         if (wait < 0) {
             if (attempt <= c->retry.max_retries) {
                 lua_pushboolean(L, 1);       /* retries were left: the deadline ended them */
@@ -176,7 +190,14 @@ static char *opt_string(lua_State *L, int t, const char *name)
 
 static void client_release(be_client *c)
 {
+    be_http_free(&c->ahead);
     be_http_free(&c->http);
+    if (c->multi != NULL)
+        curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    if (c->headers != NULL)
+        curl_slist_free_all(c->headers);
+    c->headers = NULL;
     if (c->key != NULL)
         memset(c->key, 0, strlen(c->key));
     free(c->key);
@@ -235,7 +256,9 @@ static int l_client(lua_State *L)
 
     c->base_url = opt_string(L, 1, "base_url");
     c->key = opt_string(L, 1, "api_key");
-    if (c->base_url == NULL || c->key == NULL || !be_http_init(&c->http))
+    c->multi = curl_multi_init();
+    if (c->base_url == NULL || c->key == NULL || c->multi == NULL
+        || !be_http_init(&c->http, c->multi) || !be_http_init(&c->ahead, c->multi))
         return luaL_error(L, "blandeval: cannot create the client (out of memory)");
     c->secret = c->key;
     if (strncmp(c->key, "Bearer ", 7) == 0 || strncmp(c->key, "bearer ", 7) == 0)
@@ -247,12 +270,15 @@ static int l_client(lua_State *L)
     c->retry.after_max = opt_number(L, 1, "retry_after_max", 60);
     c->retry.max_retries = (int)opt_number(L, 1, "max_retries", 2);
     c->http.max_body = (size_t)opt_number(L, 1, "max_body", (double)BE_DEFAULT_MAX_SIZE);
+    c->ahead.max_body = c->http.max_body;
     connect_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
     lua_getfield(L, 1, "keep_nulls");
     c->keep_nulls = lua_toboolean(L, -1);
     lua_getfield(L, 1, "no_proxy");
     no_proxy = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_getfield(L, 1, "prefetch");
+    c->prefetch = lua_toboolean(L, -1);
+    lua_pop(L, 3);
     c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)(now() * 1e9) ^ 0x9E3779B97F4A7C15u;
     if (c->rng == 0)
         c->rng = 1;
@@ -282,9 +308,11 @@ static int l_client(lua_State *L)
             free(auth);
         }
     }
-    if (ok)
-        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms, no_proxy);
-    else
+    if (ok) {
+        c->headers = headers;                /* freed with the client from here on */
+        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms, no_proxy)
+             && be_http_configure(&c->ahead, headers, cainfo, capath, connect_ms, no_proxy);
+    } else
         curl_slist_free_all(headers);
     if (!ok)
         return luaL_error(L, "blandeval: cannot set up the transfer (out of memory or a bad TLS option)");
@@ -301,7 +329,7 @@ static int client_page(lua_State *L)
     be_pager *p;
 
     p = be_pager_push(L, endpoint, 3, lua_istable(L, 4) ? 4 : 0, c->keep_nulls);
-    if (fetch(L, c, p, 0))
+    if (fetch(L, c, p, 0, NULL))
         return 1;
     lua_pushnil(L);
     lua_insert(L, -2);
@@ -314,6 +342,11 @@ static int client_page(lua_State *L)
  * a failed iterator keeps only its error (on the top of the stack). */
 static void iter_release(lua_State *L, int idx, be_iter *it, int state)
 {
+    be_client *c = it->client;
+
+    if (it->state == ITER_OPEN && c != NULL && !c->closed && c->ahead.owner == it)
+        be_http_abort(&c->ahead);             /* nobody will want the prefetched page */
+    it->client = NULL;
     it->state = state;
     it->idx = it->n = 0;
     lua_newtable(L);
@@ -329,6 +362,20 @@ static int iter_close(lua_State *L)
     be_iter *it = (be_iter *)luaL_checkudata(L, 1, BE_ITER_MT);
     if (it->state != ITER_CLOSED)
         iter_release(L, 1, it, ITER_CLOSED);
+    return 0;
+}
+
+/* __gc: an iterator dropped mid-run stops its prefetch. The client may be
+ * finalized in the same cycle, before it: its memory is still there, and
+ * closed is set. */
+static int iter_gc(lua_State *L)
+{
+    be_iter *it = (be_iter *)luaL_checkudata(L, 1, BE_ITER_MT);
+    be_client *c = it->client;
+
+    if (it->state == ITER_OPEN && c != NULL && !c->closed && c->ahead.owner == it)
+        be_http_abort(&c->ahead);
+    it->client = NULL;
     return 0;
 }
 
@@ -378,8 +425,13 @@ static int iter_next(lua_State *L)
         c = check_client(L, -1);
         lua_pop(L, 1);
         lua_rawgeti(L, uv, UV_SEEN);
-        if (!fetch(L, c, p, lua_gettop(L)))
+        if (!fetch(L, c, p, lua_gettop(L), it))
             return iter_fail(L, it, p);
+        if (c->prefetch && !p->done) {       /* page N+1 travels while N is read */
+            be_pager_push_url(L, p, c->base_url);
+            be_http_start(&c->ahead, lua_tostring(L, -1), 0, it);  /* failed: fetched later */
+            lua_pop(L, 1);
+        }
         lua_remove(L, -2);                   /* the seen table */
         lua_getfield(L, -1, "data");
         it->n = (lua_Integer)be_rawlen(L, -1);
@@ -396,6 +448,9 @@ static int iter_next(lua_State *L)
         }
     }
     it->idx++;
+    if (it->idx % PUMP_EVERY == 0 && it->client != NULL && !it->client->closed
+        && it->client->ahead.owner == it)
+        be_http_pump(&it->client->ahead);
     lua_rawgeti(L, uv, UV_ITEMS);
     /* going backward, each page is read last item first: items arrive in the
      * direction of travel */
@@ -418,6 +473,7 @@ static int client_iter(lua_State *L)
     memset(it, 0, sizeof *it);
     luaL_getmetatable(L, BE_ITER_MT);
     lua_setmetatable(L, -2);
+    it->client = (be_client *)lua_touserdata(L, 1);
     lua_createtable(L, 5, 0);                              /* 7: the user value */
     lua_pushvalue(L, 1);
     lua_rawseti(L, 7, UV_CLIENT);
@@ -485,7 +541,7 @@ void be_client_open(lua_State *L)
     lua_pushcfunction(L, client_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
-    new_class(L, BE_ITER_MT, iter_methods, NULL, iter_close);
+    new_class(L, BE_ITER_MT, iter_methods, iter_gc, iter_close);
     lua_pop(L, 1);
     lua_pushcfunction(L, l_client);
     lua_setfield(L, -2, "client");

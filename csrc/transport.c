@@ -1,13 +1,17 @@
-/* transport.c: one HTTP GET with libcurl. The easy handle lives as long as
- * its client, so connections (and TLS sessions) are reused across requests.
- * The callbacks only copy bytes into buffers this file owns: no Lua call, so
- * no Lua error can ever unwind through libcurl. */
+/* transport.c: HTTP GETs with libcurl. The easy handle and the multi handle
+ * that drives it live as long as their client, so connections (and TLS
+ * sessions) are reused across requests. Every transfer goes through the multi
+ * interface, which lets one be started now and finished later (a prefetch)
+ * without threads. The callbacks only copy bytes into buffers this file owns:
+ * no Lua call, so no Lua error can ever unwind through libcurl. */
 
-#define _POSIX_C_SOURCE 200809L   /* strncasecmp */
+#define _POSIX_C_SOURCE 200809L   /* strncasecmp, clock_gettime */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -77,13 +81,22 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     return len;
 }
 
-int be_http_init(be_http *h)
+double be_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int be_http_init(be_http *h, CURLM *multi)
 {
     CURL *c = curl_easy_init();
 
     if (c == NULL)
         return 0;
     h->curl = c;
+    h->multi = multi;
+    curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)h);     /* routes the multi's messages */
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);           /* no SIGALRM in threads or nginx */
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");    /* every encoding libcurl can decode */
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -103,19 +116,15 @@ int be_http_init(be_http *h)
 }
 
 /* Applies the client's fixed options: headers, TLS files, the proxy. A
- * string option is copied by libcurl; the header list must outlive the handle
- * and is owned by h. */
-int be_http_configure(be_http *h, struct curl_slist *headers, const char *cainfo,
+ * string option is copied by libcurl; the header list is the client's and
+ * must outlive the handle. */
+int be_http_configure(be_http *h, const struct curl_slist *headers, const char *cainfo,
                       const char *capath, long connect_timeout_ms, int no_proxy)
 {
     CURL *c = h->curl;
 
     if (no_proxy)       /* plain http to this machine must not travel through a proxy */
         curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-
-    if (h->headers != NULL)
-        curl_slist_free_all(h->headers);
-    h->headers = headers;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (cainfo != NULL && curl_easy_setopt(c, CURLOPT_CAINFO, cainfo) != CURLE_OK)
         return 0;
@@ -125,11 +134,38 @@ int be_http_configure(be_http *h, struct curl_slist *headers, const char *cainfo
     return 1;
 }
 
-CURLcode be_http_get(be_http *h, const char *url, long timeout_ms)
+/* Runs the multi handle as far as it goes without waiting and marks each
+ * transfer that ended, whichever handle of the client it belongs to. */
+static CURLMcode drive(CURLM *multi, int *running)
 {
-    CURLcode rc;
-    CURL *c = h->curl;
+    CURLMcode mc = curl_multi_perform(multi, running);
+    CURLMsg *msg;
+    int queued;
 
+    while ((msg = curl_multi_info_read(multi, &queued)) != NULL) {
+        char *priv = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        if (priv != NULL) {
+            be_http *x = (be_http *)(void *)priv;
+            x->done = 1;
+            x->result = msg->data.result;
+        }
+    }
+    return mc;
+}
+
+/* Starts a GET of url (timeout_ms: libcurl's limit for the whole transfer,
+ * 0 for none) and sends what can be sent without waiting. A transfer of this
+ * handle still in flight is aborted first. 0 if it could not be started. */
+int be_http_start(be_http *h, const char *url, long timeout_ms, const void *owner)
+{
+    CURL *c = h->curl;
+    size_t n = strlen(url) + 1;
+    int running;
+
+    be_http_abort(h);
     h->len = 0;
     if (h->body != NULL)
         h->body[0] = '\0';
@@ -137,9 +173,90 @@ CURLcode be_http_get(be_http *h, const char *url, long timeout_ms)
     h->retry_after = -1;
     h->too_big = h->no_memory = 0;
     h->errbuf[0] = h->request_id[0] = h->content_type[0] = '\0';
+    free(h->url);
+    h->url = (char *)malloc(n);
+    if (h->url == NULL)
+        return 0;
+    memcpy(h->url, url, n);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
-    rc = curl_easy_perform(c);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (curl_multi_add_handle(h->multi, c) != CURLM_OK)
+        return 0;
+    h->in_flight = 1;
+    h->done = 0;
+    h->owner = owner;
+    drive(h->multi, &running);
+    return 1;
+}
+
+/* Moves the client's transfers on as far as they go without waiting. */
+void be_http_pump(be_http *h)
+{
+    int running;
+    if (h->in_flight && !h->done)
+        drive(h->multi, &running);
+}
+
+/* Stops the transfer in flight, if any; libcurl drops its connection when
+ * the answer was not read to the end. */
+void be_http_abort(be_http *h)
+{
+    if (!h->in_flight)
+        return;
+    curl_multi_remove_handle(h->multi, h->curl);
+    h->in_flight = h->done = 0;
+    h->owner = NULL;
+}
+
+/* Waits for the transfer in flight to end and returns its result. timeout >
+ * 0: seconds from now after which it ends as CURLE_OPERATION_TIMEDOUT (for a
+ * prefetch, started without a limit of libcurl's: its time starts when the
+ * caller asks for the page). */
+CURLcode be_http_finish(be_http *h, double timeout)
+{
+    CURL *c = h->curl;
+    CURLcode rc = CURLE_OK;
+    double until = timeout > 0 ? be_now() + timeout : 0;
+
+    if (!h->in_flight)
+        return CURLE_FAILED_INIT;
+    for (;;) {
+        int running;
+        long wait_ms = 1000;
+        CURLMcode mc;
+
+        if (!h->done) {
+            mc = drive(h->multi, &running);
+            if (mc != CURLM_OK) {
+                snprintf(h->errbuf, sizeof h->errbuf, "%s", curl_multi_strerror(mc));
+                rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+                break;
+            }
+        }
+        if (h->done) {
+            rc = h->result;
+            break;
+        }
+        if (until > 0) {
+            double left = until - be_now();
+            if (left <= 0) {
+                snprintf(h->errbuf, sizeof h->errbuf,
+                         "Operation timed out after %ld milliseconds with %lu bytes received",
+                         (long)(timeout * 1000), (unsigned long)h->len);
+                rc = CURLE_OPERATION_TIMEDOUT;
+                break;
+            }
+            if (left * 1000 < wait_ms)
+                wait_ms = (long)(left * 1000) + 1;
+        }
+        mc = curl_multi_poll(h->multi, NULL, 0, (int)wait_ms, NULL);
+        if (mc != CURLM_OK) {
+            snprintf(h->errbuf, sizeof h->errbuf, "%s", curl_multi_strerror(mc));
+            rc = CURLE_FAILED_INIT;
+            break;
+        }
+    }
+    be_http_abort(h);                        /* removes the handle, ended or not */
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &h->status);
 #if LIBCURL_VERSION_NUM >= 0x074200
     {
@@ -161,16 +278,28 @@ CURLcode be_http_get(be_http *h, const char *url, long timeout_ms)
     return rc;
 }
 
+/* One GET, waited for. */
+CURLcode be_http_get(be_http *h, const char *url, long timeout_ms)
+{
+    if (!be_http_start(h, url, timeout_ms > 0 ? timeout_ms : 1L, NULL)) {
+        snprintf(h->errbuf, sizeof h->errbuf, "cannot start the transfer");
+        h->no_memory = 1;
+        return CURLE_OUT_OF_MEMORY;
+    }
+    return be_http_finish(h, 0);
+}
+
+/* Frees the handle and its buffers; the multi handle is the client's. */
 void be_http_free(be_http *h)
 {
+    if (h->multi != NULL)
+        be_http_abort(h);
     if (h->curl != NULL)
         curl_easy_cleanup(h->curl);
     h->curl = NULL;
-    if (h->headers != NULL)
-        curl_slist_free_all(h->headers);
-    h->headers = NULL;
     free(h->body);
-    h->body = NULL;
+    free(h->url);
+    h->body = h->url = NULL;
     h->len = h->cap = 0;
 }
 

@@ -573,7 +573,7 @@ describe("blandeval.analysis against the fake API", function()
     end)
 
     it("fetches the snapshots once, lazily, and always asks for agent results", function()
-      local c = client({ page_size = 100 })
+      local c = client({ page_size = 100, prefetch = false })
       api.reset()
       local step, state = analysis.verdicts(c, "run-250", { include_agent_results = false })
       assert.are.equal(0, api.stats("run-250").requests, "nothing before the first item")

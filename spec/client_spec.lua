@@ -724,7 +724,7 @@ describe("blandeval client", function()
 
   describe("closing", function()
     it("survives a break and a garbage collection; the client keeps working", function()
-      local c = new_client({ page_size = 10 })
+      local c = new_client({ page_size = 10, prefetch = false })   -- an aborted prefetch drops its connection
       for _ = 1, 3 do
         local n = 0
         for _ in c:call_results("run-60") do
@@ -754,7 +754,7 @@ describe("blandeval client", function()
     end)
 
     it("iterator:close() on the state value makes further steps raise 'closed'", function()
-      local c = new_client({ page_size = 10 })
+      local c = new_client({ page_size = 10, prefetch = false })
       local f, it = c:call_results("run-60")
       assert.is_table(f(it))
       it:close()
@@ -781,7 +781,7 @@ describe("blandeval client", function()
 
     if IS_54 then
       it("on Lua 5.4 closes the iterator when the loop is left by break or by an error", function()
-        local c = new_client({ page_size = 10 })
+        local c = new_client({ page_size = 10, prefetch = false })
         local f, s, ctl, closing = c:call_results("run-60")
         local n = 0
         for _ in f, s, ctl, closing do
@@ -846,7 +846,7 @@ describe("blandeval client", function()
     end)
 
     it("an iteration whose client was closed raises 'closed' at its next request", function()
-      local c = new_client({ page_size = 10 })
+      local c = new_client({ page_size = 10, prefetch = false })
       local f, s = c:call_results("run-60")
       assert.is_table(f(s))
       c:close()

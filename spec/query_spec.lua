@@ -395,7 +395,7 @@ describe("blandeval.query on the client's iterators", function()
   end)
 
   it("take(n) stops the paging: no page after the n-th item is requested", function()
-    local c = client({ page_size = 100 })
+    local c = client({ page_size = 100, prefetch = false })
     local items = raw("run-250", { page_size = 100 })
 
     api.reset()
@@ -421,7 +421,7 @@ describe("blandeval.query on the client's iterators", function()
   end)
 
   it("take(n) after a filter, in a generic for: one page for the first few matches", function()
-    local c = client({ page_size = 100 })
+    local c = client({ page_size = 100, prefetch = false })
     local want = {}
     for _, r in ipairs(raw("run-250", { page_size = 100 })) do
       if r.failed_agent_count > 0 and #want < 3 then want[#want + 1] = r.id end
@@ -437,7 +437,7 @@ describe("blandeval.query on the client's iterators", function()
   end)
 
   it("first() requests one page and closes the iterator", function()
-    local c = client({ page_size = 10 })
+    local c = client({ page_size = 10, prefetch = false })
     local first_id = raw("run-250")[1].id
     api.reset()
     local f, s, ctl, closing = c:call_results("run-250")

@@ -385,6 +385,7 @@ local function client_of(ctx)
     if env == nil or env == "" then fail("no API key: pass --api-key KEY or set BLAND_API_KEY") end
   end
   if ctx.opts["base-url"] then o.base_url = ctx.opts["base-url"] end
+  if ctx.one_page then o.prefetch = false end      -- nothing beyond the first page is wanted
   if ctx.request_timeout then o.timeout = ctx.request_timeout end
   if ctx.retries then o.max_retries = ctx.retries end
   local ok, c = pcall(blandeval.new, o)
@@ -450,7 +451,9 @@ function COMMANDS.calls.run(ctx)
   if with_agents then columns[#columns + 1] = { "agent_levels", max = 60 } end
   local w = writer(ctx, ctx.format, { csv_header = CALL_CSV, kind = "call_result", columns = columns })
   local params = { include_agent_results = with_agents }
-  if ctx.limit and not only_failed and ctx.limit < 100 then params.limit = ctx.limit end
+  if ctx.limit and not only_failed and ctx.limit < 100 then
+    params.limit, ctx.one_page = ctx.limit, true
+  end
   local client = client_of(ctx)
   local watch, count = page_watch(ctx), 0
   local f, s, c, closing = client:call_results(run_id, params)
