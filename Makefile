@@ -7,7 +7,7 @@
 #                        and the client specs inside nginx (the ngx transport)
 #   make demo            examples/failed_calls.lua against the fake API (or the real
 #                        one, with BLAND_API_KEY and RUN_ID set)
-#   make bench           bench/decode.lua under both interpreters, bench/openresty.sh
+#   make bench           bench/run.sh: every figure against its anchor (P1-P5), one table
 #   make valgrind        the decode and client specs under valgrind (Lua 5.4)
 
 LUA      ?= lua5.4
@@ -63,11 +63,9 @@ demo: deps
 	@sh examples/demo.sh $(LUA) $(BUILD)
 
 bench: deps
+	@EXTRA_PACKAGES="python3-requests lua-socket" sh spec/support/deps.sh
 	@for l in $(INTERPRETERS); do $(MAKE) --no-print-directory LUA=$$l all || exit 1; done
-	@for l in $(INTERPRETERS); do \
-		LUA_PATH="lua/?.lua;lua/?/init.lua;spec/support/?.lua;;" LUA_CPATH="build/$$l/?.so;;" \
-			$$l bench/decode.lua || exit 1; done
-	@sh bench/openresty.sh
+	@sh bench/run.sh
 
 valgrind: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all

@@ -52,6 +52,13 @@ for _, c in ipairs(cases) do
     end
   end
   local label = ("%d items%s"):format(c.items, c.agents and ", agent_results" or "")
+  local ratio = best.blandeval / best.cjson
   print(("%-34s %9d %9.1f MB/s %7.1f MB/s %6.2fx"):format(label, #text,
-    best.blandeval / 1e6, best.cjson / 1e6, best.blandeval / best.cjson))
+    best.blandeval / 1e6, best.cjson / 1e6, ratio))
+  if c.items == 100 and c.agents then         -- the row of bench/run.sh's table
+    local is54 = not jit
+    print(table.concat({ "ROW", ("P1 decode 100 items + agent results (%s)"):format(jit and "LuaJIT" or _VERSION),
+      ("%.0f MB/s"):format(best.blandeval / 1e6), ("%.0f MB/s cjson"):format(best.cjson / 1e6),
+      ("%.2fx"):format(ratio), is54 and ">= 2.0x" or "-", is54 and (ratio >= 2 and "yes" or "NO") or "-" }, "\t"))
+  end
 end

@@ -42,6 +42,9 @@ for t in ngx curl; do
     c=$(concurrent $t)
   fi
   awk -v t="$t" -v a="$a" -v n="$n" -v c="$c" \
-    'BEGIN { printf "%-5s transport: alone %.3f s, %d concurrent %.3f s, ratio %.2fx\n", t, a, n, c, c / a }'
+    'BEGIN { printf "%-5s transport: alone %.3f s, %d concurrent %.3f s, ratio %.2fx\n", t, a, n, c, c / a
+      if (t == "ngx") printf "ROW\tP5 OpenResty: %d concurrent on one worker (ngx)\t%.3f s\t%.3f s alone\t%.2fx\t<= 1.3x\t%s\n",
+        n, c, a, c / a, (c / a <= 1.3) ? "yes" : "NO"
+      else printf "ROW\tP5   the same, libcurl forced (blocking)\t%.3f s\t%.3f s alone\t%.2fx\t-\t-\n", c, a, c / a }'
 
 done

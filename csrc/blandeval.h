@@ -73,7 +73,7 @@ typedef struct be_http {
 
 int be_http_init(be_http *h, CURLM *multi);
 int be_http_configure(be_http *h, const struct curl_slist *headers, const char *cainfo,
-                      const char *capath, long connect_timeout_ms, int no_proxy);
+                      const char *capath, long connect_timeout_ms, int no_proxy, int compress);
 CURLcode be_http_get(be_http *h, const char *url, long timeout_ms);
 int be_http_start(be_http *h, const char *url, long timeout_ms, const void *owner);
 void be_http_pump(be_http *h);

@@ -245,7 +245,7 @@ static int l_client(lua_State *L)
     const char *ua, *cainfo, *capath;
     char line[512];
     long connect_ms;
-    int ok, no_proxy;
+    int ok, no_proxy, compress;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -278,7 +278,9 @@ static int l_client(lua_State *L)
     no_proxy = lua_toboolean(L, -1);
     lua_getfield(L, 1, "prefetch");
     c->prefetch = lua_toboolean(L, -1);
-    lua_pop(L, 3);
+    lua_getfield(L, 1, "compress");
+    compress = lua_toboolean(L, -1);
+    lua_pop(L, 4);
     c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)(now() * 1e9) ^ 0x9E3779B97F4A7C15u;
     if (c->rng == 0)
         c->rng = 1;
@@ -310,8 +312,8 @@ static int l_client(lua_State *L)
     }
     if (ok) {
         c->headers = headers;                /* freed with the client from here on */
-        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms, no_proxy)
-             && be_http_configure(&c->ahead, headers, cainfo, capath, connect_ms, no_proxy);
+        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms, no_proxy, compress)
+             && be_http_configure(&c->ahead, headers, cainfo, capath, connect_ms, no_proxy, compress);
     } else
         curl_slist_free_all(headers);
     if (!ok)
@@ -424,6 +426,10 @@ static int iter_next(lua_State *L)
         lua_rawgeti(L, uv, UV_CLIENT);
         c = check_client(L, -1);
         lua_pop(L, 1);
+        lua_pushnil(L);                      /* the old page is garbage before the new one comes */
+        lua_rawseti(L, uv, UV_ITEMS);
+        lua_pushnil(L);
+        lua_rawseti(L, uv, UV_PAGE);
         lua_rawgeti(L, uv, UV_SEEN);
         if (!fetch(L, c, p, lua_gettop(L), it))
             return iter_fail(L, it, p);

@@ -119,10 +119,12 @@ int be_http_init(be_http *h, CURLM *multi)
  * string option is copied by libcurl; the header list is the client's and
  * must outlive the handle. */
 int be_http_configure(be_http *h, const struct curl_slist *headers, const char *cainfo,
-                      const char *capath, long connect_timeout_ms, int no_proxy)
+                      const char *capath, long connect_timeout_ms, int no_proxy, int compress)
 {
     CURL *c = h->curl;
 
+    if (!compress)      /* no Accept-Encoding: the server sends the body as it is */
+        curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, (char *)NULL);
     if (no_proxy)       /* plain http to this machine must not travel through a proxy */
         curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);

@@ -678,6 +678,9 @@ describe("blandeval client", function()
       assert(blandeval.new({ api_key = "test-key", base_url = base, user_agent = "custom-agent/9" })
         :call_results_page("run-5"))
       sh("curl -s -o /dev/null -H 'authorization: test-key' " .. q(base .. query))   -- identity
+      local plain_page = assert(blandeval.new({ api_key = "test-key", base_url = base, compress = false })
+        :call_results_page("run-100", { include_agent_results = true, limit = 100 }))
+      assert.are.same(page.data, plain_page.data)
       local lines
       for _ = 1, 50 do
         lines = {}
@@ -686,10 +689,10 @@ describe("blandeval client", function()
           for line in f:lines() do lines[#lines + 1] = line end
           f:close()
         end
-        if #lines >= 3 then break end
+        if #lines >= 4 then break end
         sh("sleep 0.02")
       end
-      assert.are.equal(3, #lines, "three logged requests:\n" .. table.concat(lines, "\n"))
+      assert.are.equal(4, #lines, "four logged requests:\n" .. table.concat(lines, "\n"))
       local function fields(line)
         local t = {}
         for v in (line .. "\t"):gmatch("([^\t]*)\t") do t[#t + 1] = v end
@@ -700,6 +703,9 @@ describe("blandeval client", function()
       assert.matches("gzip", mine[2], nil, true, "the client sends Accept-Encoding with gzip")
       assert.are.equal("gzip", mine[3], "the page came gzip-compressed")
       assert.are.equal("-", curl[3], "curl without --compressed got it plain")
+      local uncompressed = fields(lines[4])
+      assert.are.equal("-", uncompressed[2], "compress = false sends no Accept-Encoding")
+      assert.are.equal("-", uncompressed[3], "and gets the body plain")
       local zipped, plain = tonumber(mine[4]), tonumber(curl[4])
       assert.is_true(zipped * 2 < plain, "compressed " .. zipped .. " bytes vs plain " .. plain)
       local vm = jit and jit.version or _VERSION

@@ -48,6 +48,7 @@ local OPTIONS = {
   max_body = { whole_in(1, 2 ^ 53), "a whole number of bytes >= 1" },
   keep_nulls = { is_boolean, "a boolean" },
   prefetch = { is_boolean, "a boolean" },
+  compress = { is_boolean, "a boolean" },
   allow_insecure = { is_boolean, "a boolean" },
   user_agent = { header_safe, "a string without CR, LF or NUL" },
   cainfo = { is_string, "a file name" },
@@ -59,7 +60,7 @@ local OPTIONS = {
 
 -- Options that configure libcurl; under nginx the proxying location sets them.
 local CURL_ONLY = { "base_url", "timeout", "connect_timeout", "cainfo", "capath", "user_agent", "max_body",
-  "allow_insecure" }
+  "allow_insecure", "compress" }
 
 local function user_agent()
   local vm = jit and jit.version or _VERSION
@@ -129,6 +130,7 @@ function Client.new(opts)
     max_body = opts.max_body,
     keep_nulls = opts.keep_nulls,
     prefetch = opts.prefetch ~= false,
+    compress = opts.compress ~= false,
     no_proxy = scheme == "http" and is_loopback(host),
     user_agent = opts.user_agent or user_agent(),
     cainfo = opts.cainfo,

@@ -23,6 +23,7 @@
 -- Run ids (a suffix "@tag" on fault-*, opaque-* and progress-* ids gives the same run with its
 -- own state and stats, e.g. "fault-429@t1"). N is 0..5000 everywhere:
 --   run-<N>       N call results
+--   big-<N>       like run-<N> for N up to 100000 (benchmarks: bench/iterate.lua)
 --   run-<other>   anything else after "run-" (e.g. "run-a b/c?d"): 3 call results
 --   opaque-<N>    like run-<N>, but call-results cursors are opaque tokens, not item ids
 --   slow<MS>-<N>  like run-<N>, but every call-results page takes MS milliseconds longer
@@ -45,7 +46,7 @@ local shm = ngx.shared.fakeapi
 local NULL = pagegen.null               -- pagegen.encode writes it as null
 local object, float = pagegen.object, pagegen.float    -- ordered JSON object; always a fraction
 local floor = math.floor
-local AGENTS, FAULT_ITEMS, MAX_RUN = 3, 60, 5000
+local AGENTS, FAULT_ITEMS, MAX_RUN, MAX_BIG = 3, 60, 5000, 100000
 local SEP = "\31"                       -- joins parts of shared-dict keys
 local NO_AUTH = "\1"                    -- stats marker for a missing authorization header
 
@@ -166,6 +167,7 @@ local function lookup(run_id)
   if not valid_utf8(run_id) then return nil end
   local base = run_id:match("^[^@]*")   -- a tag "@..." counts on opaque-, fault-, progress- ids
   local run_n = run_id:match("^run%-(%d+)$")
+  local big_n = run_id:match("^big%-(%d+)$")
   local ms, slow_n = run_id:match("^slow(%d+)%-(%d+)$")
   local opaque_n = base:match("^opaque%-(%d+)$")
   local family, family_n = run_id:match("^(%l+)%-(%d+)$")
@@ -175,6 +177,9 @@ local function lookup(run_id)
   if run_n then
     n = count(run_n)
     run = n and { n = n, seed = n + 1 }
+  elseif big_n then
+    n = tonumber(big_n)
+    run = n <= MAX_BIG and { n = n, seed = n + 1 } or nil
   elseif run_id:match("^run%-") then
     run = { n = 3, seed = 424242 }
   elseif ms then
