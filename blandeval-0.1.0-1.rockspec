@@ -26,7 +26,7 @@ build = {
   modules = {
     ["blandeval.core"] = {
       sources = { "csrc/core.c", "csrc/decode.c", "csrc/errors.c", "csrc/pager.c", "csrc/retry.c",
-                  "csrc/transport.c", "csrc/client.c" },
+                  "csrc/transport.c", "csrc/client.c", "csrc/batch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
@@ -38,6 +38,7 @@ build = {
     ["blandeval.analysis"] = "lua/blandeval/analysis.lua",
     ["blandeval.cli"] = "lua/blandeval/cli.lua",
     ["blandeval.output"] = "lua/blandeval/output.lua",
+    ["blandeval.many"] = "lua/blandeval/many.lua",
   },
   install = {
     bin = { blandeval = "bin/blandeval" },

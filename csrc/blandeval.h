@@ -81,6 +81,7 @@ CURLcode be_http_finish(be_http *h, double timeout);
 void be_http_abort(be_http *h);
 void be_http_free(be_http *h);
 double be_now(void);
+void be_multi_poll(CURLM *multi, long wait_ms);
 int be_curl_retryable(CURLcode rc);
 const char *be_curl_name(CURLcode rc);
 
@@ -139,7 +140,38 @@ double be_retry_wait(const be_retry_policy *rp, int attempt, double retry_after,
 void be_retry_open(lua_State *L);
 
 /* The client (client.c) */
+struct be_batch;
+typedef struct be_client {
+    CURLM *multi;                 /* drives both handles; holds the connections */
+    be_http http;                 /* pages asked for now */
+    be_http ahead;                /* the page an iterator prefetches */
+    struct curl_slist *headers;   /* the request headers of both, owned */
+    char *base_url;               /* without a trailing slash */
+    char *key;                    /* kept only to redact it */
+    const char *secret;           /* what to redact: the key, less any "Bearer " */
+    double timeout, deadline;     /* seconds per attempt; for all attempts (0: none) */
+    be_retry_policy retry;
+    int keep_nulls;
+    int prefetch;                 /* iterators request page N+1 when they hand out page N */
+    int closed;
+    char *cainfo, *capath;        /* for the handles of batches, owned */
+    long connect_ms;
+    int no_proxy, compress;
+    struct be_batch *batches;     /* open batches: their handles leave the multi first */
+    uint64_t rng;                 /* jitter */
+} be_client;
+
+#define BE_CLIENT_MT "blandeval.client"
+be_client *be_check_client(lua_State *L, int idx);
+int be_client_handle(be_client *c, be_http *h);
+void be_push_transfer_error(lua_State *L, be_client *c, const be_http *h, CURLcode rc);
 void be_client_open(lua_State *L);
+
+/* Batches (batch.c): several transfers of one client at once */
+int be_client_batch(lua_State *L);
+void be_batch_detach(struct be_batch *b);
+void be_batch_open(lua_State *L);
+void be_sleep(double seconds);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

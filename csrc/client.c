@@ -13,27 +13,11 @@
 
 #include "blandeval.h"
 
-#define BE_CLIENT_MT "blandeval.client"
 #define BE_ITER_MT "blandeval.iterator"
 
 /* Empty pages in a row that an iteration accepts before calling it a loop. */
 #define MAX_EMPTY_PAGES 16
 
-typedef struct be_client {
-    CURLM *multi;                 /* drives both handles; holds the connections */
-    be_http http;                 /* pages asked for now */
-    be_http ahead;                /* the page an iterator prefetches */
-    struct curl_slist *headers;   /* the request headers of both, owned */
-    char *base_url;               /* without a trailing slash */
-    char *key;                    /* kept only to redact it */
-    const char *secret;           /* what to redact: the key, less any "Bearer " */
-    double timeout, deadline;     /* seconds per attempt; for all attempts (0: none) */
-    be_retry_policy retry;
-    int keep_nulls;
-    int prefetch;                 /* iterators request page N+1 when they hand out page N */
-    int closed;
-    uint64_t rng;                 /* jitter */
-} be_client;
 
 typedef struct be_iter {
     int state;                    /* ITER_OPEN, ITER_DONE, ITER_FAILED, ITER_CLOSED */
@@ -51,7 +35,7 @@ enum { UV_CLIENT = 1, UV_PAGER, UV_ITEMS, UV_PAGE, UV_SEEN, UV_ERROR };
 
 #define now be_now
 
-static void sleep_for(double seconds)
+void be_sleep(double seconds)
 {
     struct timespec ts;
 
@@ -63,7 +47,7 @@ static void sleep_for(double seconds)
         ;
 }
 
-static be_client *check_client(lua_State *L, int idx)
+be_client *be_check_client(lua_State *L, int idx)
 {
     be_client *c = (be_client *)luaL_checkudata(L, idx, BE_CLIENT_MT);
     if (c->closed)
@@ -72,7 +56,7 @@ static be_client *check_client(lua_State *L, int idx)
 }
 
 /* Pushes the error value for a transfer that libcurl could not complete. */
-static void push_transfer_error(lua_State *L, be_client *c, const be_http *h, CURLcode rc)
+void be_push_transfer_error(lua_State *L, be_client *c, const be_http *h, CURLcode rc)
 {
     be_error e;
     char msg[CURL_ERROR_SIZE + 64];
@@ -128,7 +112,7 @@ static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx, const vo
             rc = be_http_get(h, url, (long)(timeout * 1000) + 1);
         lua_pop(L, 1);
         if (rc != CURLE_OK) {
-            push_transfer_error(L, c, h, rc);
+            be_push_transfer_error(L, c, h, rc);
             ok = 0;
         } else
             ok = be_pager_response(L, p, h, seen_idx, c->secret);
@@ -153,7 +137,7 @@ static int fetch(lua_State *L, be_client *c, be_pager *p, int seen_idx, const vo
             return 0;
         }
         lua_pop(L, 1);
-        sleep_for(wait);
+        be_sleep(wait);
     }
 }
 
@@ -190,6 +174,8 @@ static char *opt_string(lua_State *L, int t, const char *name)
 
 static void client_release(be_client *c)
 {
+    while (c->batches != NULL)               /* unlinks itself */
+        be_batch_detach(c->batches);
     be_http_free(&c->ahead);
     be_http_free(&c->http);
     if (c->multi != NULL)
@@ -202,7 +188,9 @@ static void client_release(be_client *c)
         memset(c->key, 0, strlen(c->key));
     free(c->key);
     free(c->base_url);
-    c->key = c->base_url = NULL;
+    free(c->cainfo);
+    free(c->capath);
+    c->key = c->base_url = c->cainfo = c->capath = NULL;
     c->secret = NULL;
     c->closed = 1;
 }
@@ -242,10 +230,9 @@ static int l_client(lua_State *L)
 {
     be_client *c;
     struct curl_slist *headers = NULL, *next;
-    const char *ua, *cainfo, *capath;
+    const char *ua;
     char line[512];
-    long connect_ms;
-    int ok, no_proxy, compress;
+    int ok;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -271,25 +258,27 @@ static int l_client(lua_State *L)
     c->retry.max_retries = (int)opt_number(L, 1, "max_retries", 2);
     c->http.max_body = (size_t)opt_number(L, 1, "max_body", (double)BE_DEFAULT_MAX_SIZE);
     c->ahead.max_body = c->http.max_body;
-    connect_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
+    c->connect_ms = (long)(opt_number(L, 1, "connect_timeout", 10) * 1000);
     lua_getfield(L, 1, "keep_nulls");
     c->keep_nulls = lua_toboolean(L, -1);
     lua_getfield(L, 1, "no_proxy");
-    no_proxy = lua_toboolean(L, -1);
+    c->no_proxy = lua_toboolean(L, -1);
     lua_getfield(L, 1, "prefetch");
     c->prefetch = lua_toboolean(L, -1);
     lua_getfield(L, 1, "compress");
-    compress = lua_toboolean(L, -1);
-    lua_pop(L, 4);
+    c->compress = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "cainfo");
+    lua_getfield(L, 1, "capath");
+    ok = lua_isnil(L, -2) || (c->cainfo = opt_string(L, 1, "cainfo")) != NULL;
+    ok = ok && (lua_isnil(L, -1) || (c->capath = opt_string(L, 1, "capath")) != NULL);
+    lua_pop(L, 6);
+    if (!ok)
+        return luaL_error(L, "blandeval: cannot create the client (out of memory)");
     c->rng = (uint64_t)(uintptr_t)c ^ (uint64_t)(now() * 1e9) ^ 0x9E3779B97F4A7C15u;
     if (c->rng == 0)
         c->rng = 1;
     lua_getfield(L, 1, "user_agent");        /* 3 */
-    lua_getfield(L, 1, "cainfo");            /* 4 */
-    lua_getfield(L, 1, "capath");            /* 5 */
     ua = lua_tostring(L, 3);
-    cainfo = lua_tostring(L, 4);
-    capath = lua_tostring(L, 5);
 
     /* no Lua call from here until the header list belongs to the handle (or
      * is freed), so that no error can leak it */
@@ -312,8 +301,10 @@ static int l_client(lua_State *L)
     }
     if (ok) {
         c->headers = headers;                /* freed with the client from here on */
-        ok = be_http_configure(&c->http, headers, cainfo, capath, connect_ms, no_proxy, compress)
-             && be_http_configure(&c->ahead, headers, cainfo, capath, connect_ms, no_proxy, compress);
+        ok = be_http_configure(&c->http, headers, c->cainfo, c->capath, c->connect_ms, c->no_proxy,
+                               c->compress)
+             && be_http_configure(&c->ahead, headers, c->cainfo, c->capath, c->connect_ms,
+                                  c->no_proxy, c->compress);
     } else
         curl_slist_free_all(headers);
     if (!ok)
@@ -322,11 +313,23 @@ static int l_client(lua_State *L)
     return 1;
 }
 
+/* Makes h a handle like the client's own: same multi handle (connections),
+ * headers, TLS files, proxy rule, compression and body cap. 0 on failure;
+ * be_http_free undoes what was done. */
+int be_client_handle(be_client *c, be_http *h)
+{
+    if (!be_http_init(h, c->multi))
+        return 0;
+    h->max_body = c->http.max_body;
+    return be_http_configure(h, c->headers, c->cainfo, c->capath, c->connect_ms, c->no_proxy,
+                             c->compress);
+}
+
 /* client:_page(endpoint, run_id [, params]) -> page | nil, err (run_id is
  * nil for the endpoints without one) */
 static int client_page(lua_State *L)
 {
-    be_client *c = check_client(L, 1);
+    be_client *c = be_check_client(L, 1);
     const char *endpoint = luaL_checkstring(L, 2);
     be_pager *p;
 
@@ -424,7 +427,7 @@ static int iter_next(lua_State *L)
             return 0;
         }
         lua_rawgeti(L, uv, UV_CLIENT);
-        c = check_client(L, -1);
+        c = be_check_client(L, -1);
         lua_pop(L, 1);
         lua_pushnil(L);                      /* the old page is garbage before the new one comes */
         lua_rawseti(L, uv, UV_ITEMS);
@@ -471,7 +474,7 @@ static int client_iter(lua_State *L)
     be_iter *it;
     be_pager *p;
 
-    check_client(L, 1);
+    be_check_client(L, 1);
     luaL_checkstring(L, 2);
     lua_settop(L, 4);
     lua_pushcfunction(L, iter_next);                       /* 5 */
@@ -498,6 +501,7 @@ static int client_iter(lua_State *L)
 static const luaL_Reg client_methods[] = {
     { "_page", client_page },
     { "_iter", client_iter },
+    { "_batch", be_client_batch },
     { "close", client_close },
     { NULL, NULL }
 };
@@ -530,7 +534,7 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 /* core.sleep(seconds): a blocking wait, for plain Lua (nginx has ngx.sleep) */
 static int l_sleep(lua_State *L)
 {
-    sleep_for(luaL_checknumber(L, 1));
+    be_sleep(luaL_checknumber(L, 1));
     return 0;
 }
 

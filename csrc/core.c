@@ -131,6 +131,7 @@ BE_EXPORT int luaopen_blandeval_core(lua_State *L)
     lua_newtable(L);
     be_setfuncs(L, functions, 0);
     be_client_open(L);
+    be_batch_open(L);
     be_retry_open(L);
     be_pager_expose(L);
     be_errors_expose(L);

@@ -280,6 +280,12 @@ CURLcode be_http_finish(be_http *h, double timeout)
     return rc;
 }
 
+/* Waits up to wait_ms for activity on any transfer of the multi handle. */
+void be_multi_poll(CURLM *multi, long wait_ms)
+{
+    curl_multi_poll(multi, NULL, 0, (int)wait_ms, NULL);
+}
+
 /* One GET, waited for. */
 CURLcode be_http_get(be_http *h, const char *url, long timeout_ms)
 {

@@ -752,6 +752,17 @@ describe("blandeval.analysis against the fake API", function()
       assert.are.equal(4, #cmp.agents, "and have one agent each of their own")
     end)
 
+    it("reads both runs at once", function()
+      local c = client({ page_size = 10 })
+      api.reset()
+      local cmp = analysis.compare(c, "slow150-20", "slow150-20")
+      assert.is_false(cmp.regression)
+      assert.are.equal(0, #cmp.changed)
+      local st = api.stats("slow150-20")
+      assert.are.equal(4, st.requests - 2, "two pages of each, and the snapshots of each")
+      assert.are.equal(2, st.max_in_flight, "A's and B's pages were asked for together")
+    end)
+
     it("thresholds and progress over both runs", function()
       local c = client({ page_size = 25 })
       local ra, rb = fetch_raw(c, "run-40"), fetch_raw(c, "run-42")
@@ -759,7 +770,14 @@ describe("blandeval.analysis against the fake API", function()
       local cmp = analysis.compare(c, "run-40", "run-42", { threshold = 0, score_threshold = 0,
         progress = function(page, run_id) runs[#runs + 1] = run_id .. "#" .. page.number end })
       check_compare(expected_compare(ra, rb, 0, 0), cmp, ra, rb)
-      assert.are.same({ "run-40#1", "run-40#2", "run-42#1", "run-42#2" }, runs)
+      -- the runs are read together: each run's pages in order, the two interleaved
+      local per = { ["run-40"] = {}, ["run-42"] = {} }
+      for _, r in ipairs(runs) do
+        local id, n = r:match("^(.-)#(%d+)$")
+        table.insert(per[id], tonumber(n))
+      end
+      assert.are.same({ 1, 2 }, per["run-40"])
+      assert.are.same({ 1, 2 }, per["run-42"])
     end)
 
     -- cmp-b-N re-runs cmp-a-N's calls; its position-0 agent loses the target match on the

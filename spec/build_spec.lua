@@ -43,7 +43,14 @@ describe("the built module", function()
 end)
 
 describe("luarocks make", function()
-  it("installs a module that require loads (Lua " .. lua_version .. ")", function()
+  it("installs every module and the command (Lua " .. lua_version .. ")", function()
+    -- every file of lua/blandeval/ must be in the rockspec
+    local modules = {}
+    local _, listing = run("ls lua/blandeval/*.lua")
+    for file in listing:gmatch("lua/blandeval/([%w_]+)%.lua") do
+      if file ~= "init" then modules[#modules + 1] = "blandeval." .. file end
+    end
+    assert.is_true(#modules >= 7, listing)
     local tree = tmpdir()
     local ok, out = run(("luarocks --lua-version=%s --tree=%s make --deps-mode=none blandeval-*.rockspec")
       :format(lua_version, tree))
@@ -52,14 +59,17 @@ describe("luarocks make", function()
       package.path = "%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua"
       package.cpath = "%s/lib/lua/%s/?.so"
       local b = require "blandeval"
+      for name in ("%s"):gmatch("%%S+") do assert(require(name), name) end
       local v = assert(b.decode('{"a":[1,2.5,null],"b":"\\u00e9"}'))
       io.write(b._VERSION, " ", tostring(v.a[1]), " ", tostring(v.a[2]), " ", tostring(v.a.n), " ", v.b)
-    ]]):format(tree, lua_version, tree, lua_version, tree, lua_version)
+    ]]):format(tree, lua_version, tree, lua_version, tree, lua_version, table.concat(modules, " "))
     local f = assert(io.open(tree .. "/check.lua", "w"))
     f:write(script)
     f:close()
     ok, out = run(interpreter .. " " .. tree .. "/check.lua")
+    local has_bin = run("test -x " .. tree .. "/bin/blandeval")
     run("rm -rf " .. tree)
+    assert.is_true(has_bin, "bin/blandeval installed")
     assert.is_true(ok, out)
     assert.are.equal(require("blandeval")._VERSION .. " 1 2.5 3 \195\169", out)
   end)

@@ -274,7 +274,7 @@ describe("blandeval CLI (" .. LUA .. ")", function()
       assert_usage_error(cli({ "calls", "run-3", "--frob" }), "--frob")
       assert_usage_error(cli({ "calls" }), "RUN_ID")
       assert_usage_error(cli({ "compare", "run-3" }), "RUN_B")
-      assert_usage_error(cli({ "calls", "run-3", "run-4" }), "run-4")
+      assert_usage_error(cli({ "snapshots", "run-3", "run-4" }), "run-4")
       assert_usage_error(cli({ "calls", "run-3", "--format", "xml" }), "xml")
       assert_usage_error(cli({ "calls", "run-3", "--limit", "0" }), "--limit")
       assert_usage_error(cli({ "calls", "run-3", "--limit", "x" }), "--limit")
@@ -304,6 +304,34 @@ describe("blandeval CLI (" .. LUA .. ")", function()
   end)
 
   describe("calls", function()
+    it("several runs: read together, each run's rows in its order, with a run column", function()
+      local runs = { "run-45", "run-7", "run-120" }
+      local r = cli({ "calls", runs[1], runs[2], runs[3], "--format", "csv" })
+      assert.are.equal(0, r.status, r.err)
+      local rec = parse_csv(r.out)
+      local col
+      for i, k in ipairs(rec[1]) do if k == "eval_run_id" then col = i end end
+      local per = {}
+      for i = 2, #rec do
+        local id = rec[i][col]
+        per[id] = per[id] or {}
+        table.insert(per[id], rec[i][1])
+      end
+      local total = 0
+      for _, id in ipairs(runs) do
+        local want = {}
+        for k, item in ipairs(call_results(id)) do want[k] = item.id end
+        assert.are.same(want, per[id], id)
+        total = total + #want
+      end
+      assert.are.equal(total + 1, #rec)
+      local t = lines_of(cli({ "calls", "run-3", "run-4" }).out)
+      assert.is_truthy(t[1]:match("^run%s+call_id%s+name"), t[1])
+      assert.are.equal(1 + 3 + 4, #t)
+      for i = 2, #t do assert.is_truthy(t[i]:match("^run%-[34]%s"), t[i]) end
+      assert_usage_error(cli({ "calls", "run-3", "" }), "RUN_ID is empty")
+    end)
+
     it("csv: documented scalar fields in order, every value as the library reads it", function()
       local items = call_results("run-250", true)
       local r = cli({ "calls", "run-250", "--format", "csv", "--agent-results" })

@@ -257,11 +257,10 @@ local function finish_entry(e)
   return e
 end
 
--- One pass over a run; on_call(r, verdicts, snaps) sees every call result. Holds one page
--- and the per-agent counters, nothing per call.
-local function summarize(self, fname, level, run_id, progress, on_call)
-  local step, it, closing, st = stream(self, fname, level + 1, run_id, nil)
-  local calls, failed_calls, insufficient_calls, scored_calls, pages = 0, 0, 0, 0, 0
+-- The per-run counters of a summary, fed one call result at a time: acc.feed(r, joined,
+-- snaps) and, at the end, acc.result(snaps, pages). Nothing per call is kept.
+local function accumulator(run_id)
+  local calls, failed_calls, insufficient_calls, scored_calls = 0, 0, 0, 0
   local score_sum = 0
   local by_status = {}
   local entries, order, unknown          -- snapshot id -> entry; entries in order
@@ -273,14 +272,9 @@ local function summarize(self, fname, level, run_id, progress, on_call)
       if info.agent.snapshot_id then entries[info.agent.snapshot_id] = entries[info.agent.snapshot_id] or e end
     end
   end
-  local last_page
-  for r, joined, page in step, it, nil, closing do
-    if page ~= last_page then
-      last_page = page
-      pages = pages + 1
-      if progress then progress(page, run_id) end
-    end
-    if not entries then start(st.snaps) end
+  local acc = {}
+  function acc.feed(r, joined, snaps)
+    if not entries then start(snaps) end
     calls = calls + 1
     local status = str(r.status)
     if status then by_status[status] = (by_status[status] or 0) + 1 end
@@ -302,21 +296,39 @@ local function summarize(self, fname, level, run_id, progress, on_call)
       end
       count_verdict(e, j)
     end
-    if on_call then on_call(r, joined, st.snaps) end
+  end
+  function acc.result(snaps, pages)
+    if not entries then start(snaps) end
+    for _, e in ipairs(order) do finish_entry(e) end
+    return {
+      run_id = run_id,
+      pages = pages,
+      overall = {
+        calls = calls, by_status = by_status, failed_calls = failed_calls,
+        insufficient_calls = insufficient_calls, scored_calls = scored_calls,
+        mean_overall_score = scored_calls > 0 and score_sum / scored_calls or nil,
+      },
+      agents = order,
+    }
+  end
+  return acc
+end
+
+-- One pass over a run. Holds one page and the per-agent counters, nothing per call.
+local function summarize(self, fname, level, run_id, progress)
+  local step, it, closing, st = stream(self, fname, level + 1, run_id, nil)
+  local acc = accumulator(run_id)
+  local pages, last_page = 0, nil
+  for r, joined, page in step, it, nil, closing do
+    if page ~= last_page then
+      last_page = page
+      pages = pages + 1
+      if progress then progress(page, run_id) end
+    end
+    acc.feed(r, joined, st.snaps)
   end
   if not st.snaps then st.snaps = load_snapshots(self, run_id) end   -- a run without calls
-  if not entries then start(st.snaps) end
-  for _, e in ipairs(order) do finish_entry(e) end
-  return {
-    run_id = run_id,
-    pages = pages,
-    overall = {
-      calls = calls, by_status = by_status, failed_calls = failed_calls,
-      insufficient_calls = insufficient_calls, scored_calls = scored_calls,
-      mean_overall_score = scored_calls > 0 and score_sum / scored_calls or nil,
-    },
-    agents = order,
-  }
+  return acc.result(st.snaps, pages)
 end
 
 local SUMMARY_OPTS = { progress = { is_function, "a function" } }
@@ -380,6 +392,25 @@ local COMPARE_OPTS = {
   progress = { is_function, "a function" },
 }
 
+-- Both runs' call results with agent results, as item, "a" or "b", page: read together
+-- with client:many, or one after the other by a client that has no many.
+local function both(self, run_a, run_b)
+  local p = { include_agent_results = true }
+  if self.many then
+    return self:many({ { "call_results", run_a, p, tag = "a" }, { "call_results", run_b, p, tag = "b" } },
+      { concurrency = 2 })
+  end
+  local tag, step, it = "a", self:call_results(run_a, p)
+  return function()
+    while true do
+      local r, page = step(it)
+      if r ~= nil then return r, tag, page end
+      if tag == "b" then return nil end
+      tag, step, it = "b", self:call_results(run_b, p)
+    end
+  end
+end
+
 --- client:compare(run_a, run_b [, opts]) -> comparison
 -- comparison = { a = summary, b = summary, agents = { { key, name, eval_agent_id, a, b,
 -- hit_rate_delta, mean_score_delta, regression } }, changed = { { call_id, key, a_level,
@@ -388,69 +419,108 @@ local COMPARE_OPTS = {
 -- deltas. An agent regresses when its target hit rate drops by more than opts.threshold
 -- (0.05) or its mean score by more than opts.score_threshold (5.0). changed: the calls of
 -- both runs (by call_id) where a paired agent's verdict level differs (nil level: failed or
--- insufficient), in run B's order. Run A is read first, keeping only call_id -> agent ->
--- level strings, then run B is streamed. opts.progress(page, run_id) sees every page of both.
+-- insufficient), in run B's order. Both runs are read together (client:many); a call seen
+-- in one run is kept (its agents' level strings) until the other run's copy comes, so memory
+-- follows how far apart the runs' orders are. opts.progress(page, run_id) sees every page.
 function M.compare(self, run_a, run_b, opts)
   check_run_id(2, "compare", 1, run_a)
   check_run_id(2, "compare", 2, run_b)
   local o = check_opts(2, "compare", 3, opts, COMPARE_OPTS)
   local threshold, score_threshold = o.threshold or 0.05, o.score_threshold or 5.0
 
-  -- run A: per call, agent -> "+" or "-" (target) .. level key ("" for none)
-  local a_calls = {}
-  local sa = summarize(self, "compare", 3, run_a, o.progress, function(r, joined, snaps)
-    local cid = str(r.call_id)
-    if not cid then return end
-    local e = a_calls[cid] or {}
-    for _, j in ipairs(joined) do
-      local id = a_ident(snaps, j.agent, j.verdict)
-      if id then e[id] = (j.is_target and "+" or "-") .. (j.level and j.level.key or "") end
-    end
-    a_calls[cid] = e
-  end)
+  -- both runs' agents first: how B's snapshots pair with A's agents
+  local snaps = { a = load_snapshots(self, run_a), b = load_snapshots(self, run_b) }
+  local alist, blist = {}, {}
+  for i, info in ipairs(snaps.a.list) do alist[i] = info.agent end
+  for i, info in ipairs(snaps.b.list) do blist[i] = info.agent end
+  local b_map = {}                       -- B snapshot id -> A ident, or false
+  local b_to_a = match(alist, blist)
+  for i, b in ipairs(blist) do
+    local a = b_to_a[i] and alist[b_to_a[i]]
+    if b.snapshot_id then b_map[b.snapshot_id] = a and (a.eval_agent_id or a.snapshot_id) or false end
+  end
   local a_key = {}
-  for _, a in ipairs(sa.agents) do
+  for _, a in ipairs(alist) do
     local id = a.eval_agent_id or a.snapshot_id
     if id and a_key[id] == nil then a_key[id] = a.key or false end
   end
 
-  -- run B, streamed against A's table
-  local changed, b_map = {}, nil      -- b_map: B snapshot id -> A ident, or false
-  local sb = summarize(self, "compare", 3, run_b, o.progress, function(r, joined, snaps)
-    if not b_map then
-      b_map = {}
-      local blist = {}
-      for i, info in ipairs(snaps.list) do blist[i] = info.agent end
-      local b_to_a = match(sa.agents, blist)
-      for i, b in ipairs(blist) do
-        local ai = b_to_a[i]
-        local a = ai and sa.agents[ai]
-        if b.snapshot_id then b_map[b.snapshot_id] = a and (a.eval_agent_id or a.snapshot_id) or false end
-      end
-    end
-    local cid = str(r.call_id)
-    local e = cid and a_calls[cid]
-    if not e then return end
-    for _, j in ipairs(joined) do
-      local sid = j.agent.snapshot_id
-      local id = sid and b_map[sid]
-      if id == nil then id = str(j.verdict.eval_agent_id) end     -- unknown snapshot
-      local a_val = id and e[id]
+  -- both runs read together; a call seen in one run waits for the other, then is dropped:
+  -- per call, agent ident -> "+" or "-" (target) .. level key ("" for none)
+  local waiting = { a = {}, b = {} }
+  local acc = { a = accumulator(run_a), b = accumulator(run_b) }
+  local pages, last = { a = 0, b = 0 }, {}
+  local changed, b_count = {}, 0
+  local function diff(cid, ea, eb)
+    for _, x in ipairs(eb.list) do
+      local a_val = ea[x.id]
       if a_val then
         local a_level = a_val:sub(2)
         if a_level == "" then a_level = nil end
-        local b_level = j.level and j.level.key
-        if a_level ~= b_level then
+        if a_level ~= x.level then
           changed[#changed + 1] = {
-            call_id = cid, key = a_key[id] or j.agent.key,
-            a_level = a_level, b_level = b_level,
-            a_target = a_val:sub(1, 1) == "+", b_target = j.is_target,
+            call_id = cid, key = a_key[x.id] or x.key, a_level = a_level, b_level = x.level,
+            a_target = a_val:sub(1, 1) == "+", b_target = x.target, _at = eb.at, _k = x.k,
           }
         end
       end
     end
+  end
+  local ok, err = pcall(function()
+    for r, tag, page in both(self, run_a, run_b) do
+      if page ~= last[tag] then
+        last[tag], pages[tag] = page, pages[tag] + 1
+        if o.progress then o.progress(page, tag == "a" and run_a or run_b) end
+      end
+      local s = snaps[tag]
+      local joined = {}
+      if type(r) == "table" then
+        for _, v in ipairs(list_of(r.agent_results)) do
+          if type(v) == "table" then joined[#joined + 1] = join(s, v) end
+        end
+      end
+      acc[tag].feed(r, joined, s)
+      local cid = type(r) == "table" and str(r.call_id)
+      if cid then
+        local e
+        if tag == "a" then
+          e = waiting.a[cid] or {}
+          for _, j in ipairs(joined) do
+            local id = a_ident(s, j.agent, j.verdict)
+            if id then e[id] = (j.is_target and "+" or "-") .. (j.level and j.level.key or "") end
+          end
+        else
+          b_count = b_count + 1
+          e = waiting.b[cid] or { list = {}, at = b_count }
+          for k, j in ipairs(joined) do
+            local sid = j.agent.snapshot_id
+            local id = sid and b_map[sid]
+            if id == nil then id = str(j.verdict.eval_agent_id) end     -- unknown snapshot
+            if id then
+              e.list[#e.list + 1] = { id = id, level = j.level and j.level.key, target = j.is_target,
+                key = j.agent.key, k = k }
+            end
+          end
+        end
+        local other = tag == "a" and waiting.b[cid] or waiting.a[cid]
+        if other then
+          if tag == "a" then diff(cid, e, other) else diff(cid, other, e) end
+          waiting.a[cid], waiting.b[cid] = nil, nil
+        else
+          waiting[tag][cid] = e
+        end
+      end
+    end
   end)
-  a_calls = nil
+  if not ok then error(err, 0) end
+  waiting = nil
+  -- in run B's order, then the order of the call's verdicts
+  sort(changed, function(x, y)
+    if x._at ~= y._at then return x._at < y._at end
+    return x._k < y._k
+  end)
+  for _, c in ipairs(changed) do c._at, c._k = nil, nil end
+  local sa, sb = acc.a.result(snaps.a, pages.a), acc.b.result(snaps.b, pages.b)
 
   local agents, regression = {}, false
   local b_to_a = match(sa.agents, sb.agents)

@@ -91,12 +91,16 @@ local COMMANDS = {}
 local ORDER = { "calls", "verdicts", "snapshots", "report", "compare", "wait", "runs" }
 
 COMMANDS.calls = {
-  args = { "RUN_ID" }, options = { format = true, limit = true, failed = true, ["agent-results"] = true },
+  args = { "RUN_ID" }, more = true,
+  options = { format = true, limit = true, failed = true, ["agent-results"] = true },
   summary = "the run's call results, one row per call",
   help = [[
-usage: blandeval calls RUN_ID [--failed] [--agent-results] [--format table|csv|jsonl] [--limit N]
+usage: blandeval calls RUN_ID [RUN_ID ...] [--failed] [--agent-results] [--format table|csv|jsonl]
+                       [--limit N]
 
-The run's call results, following the API's cursors to the end.
+The run's call results, following the API's cursors to the end. Several runs are read
+together (up to 4 requests in flight); their rows come as their pages arrive, and the
+table gets a first column, run (csv and jsonl have eval_run_id in every row).
 
   --failed               only the calls with failed_agent_count > 0
   --agent-results        fetch each call's agent results (include_agent_results=true):
@@ -442,12 +446,14 @@ end
 
 function COMMANDS.calls.run(ctx)
   local run_id = ctx.args[1]
+  local several = #ctx.args > 1
   local with_agents = ctx.opts["agent-results"] == true
   local only_failed = ctx.opts.failed == true
   local columns = {
     { "call_id" }, { "name", max = 40 }, { "status" }, { "overall_score", right = true },
     { "failed_agents", right = true },
   }
+  if several then table.insert(columns, 1, { "run", max = 40 }) end
   if with_agents then columns[#columns + 1] = { "agent_levels", max = 60 } end
   local w = writer(ctx, ctx.format, { csv_header = CALL_CSV, kind = "call_result", columns = columns })
   local params = { include_agent_results = with_agents }
@@ -456,8 +462,19 @@ function COMMANDS.calls.run(ctx)
   end
   local client = client_of(ctx)
   local watch, count = page_watch(ctx), 0
-  local f, s, c, closing = client:call_results(run_id, params)
-  each(f, s, c, closing, function(r, page)
+  local f, s, c, closing
+  if several then
+    local step, it, ctl
+    step, it, ctl, closing = client:call_results_many(ctx.args, params)
+    f, s, c = function(st)                   -- item, page, run id: the shape of one run's rows
+      local r, tag, page = step(st)
+      if r == nil then return nil end
+      return r, page, tag
+    end, it, ctl
+  else
+    f, s, c, closing = client:call_results(run_id, params)
+  end
+  each(f, s, c, closing, function(r, page, tag)
     watch(page)
     if limit_reached(ctx, count) then return false end
     if only_failed then
@@ -468,6 +485,7 @@ function COMMANDS.calls.run(ctx)
     w.row(function()
       local cells = { text(r.call_id), text(r.call_display_name), text(r.status),
         fixed(r.overall_score_normalized_0_100), text(r.failed_agent_count) }
+      if several then table.insert(cells, 1, text(tag)) end
       if with_agents then
         local words = {}
         for i, v in ipairs(list_of(r.agent_results)) do words[i] = verdict_word(v) end
@@ -921,11 +939,11 @@ local function run(argv, state)
   end
   if #p.args < #cmd.args then
     usage_error(name, "missing argument %s", cmd.args[#p.args + 1])
-  elseif #p.args > #cmd.args then
+  elseif #p.args > #cmd.args and not cmd.more then
     usage_error(name, "unexpected argument '%s'", p.args[#cmd.args + 1])
   end
   for i, a in ipairs(p.args) do
-    if a == "" then usage_error(name, "%s is empty", cmd.args[i]) end
+    if a == "" then usage_error(name, "%s is empty", cmd.args[i] or cmd.args[#cmd.args]) end
   end
 
   local ctx = { args = p.args, opts = opts, out = state.out, format = "table" }

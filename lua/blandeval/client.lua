@@ -72,6 +72,12 @@ local function is_loopback(host)
   return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
 end
 
+-- The retry policy as core.retry_wait takes it (for blandeval.many).
+local function policy_of(opts)
+  return { max_retries = opts.max_retries or 2, base = opts.retry_base_delay or 0.5,
+    max = opts.retry_max_delay or 8, after_max = opts.retry_after_max or 60 }
+end
+
 --- blandeval.new{ api_key=, base_url=, timeout=, ... } -> client
 function Client.new(opts)
   if opts == nil then opts = {} end
@@ -104,7 +110,8 @@ function Client.new(opts)
       deadline = opts.deadline, max_retries = opts.max_retries, retry_base_delay = opts.retry_base_delay,
       retry_max_delay = opts.retry_max_delay, retry_after_max = opts.retry_after_max,
     }
-    return setmetatable({ _c = backend, page_size = opts.page_size or MAX_PAGE }, Client)
+    return setmetatable({ _c = backend, page_size = opts.page_size or MAX_PAGE, keep_nulls = opts.keep_nulls,
+      policy = policy_of(opts) }, Client)
   end
   if opts.location ~= nil then usage_at(3, "new", 1, "option 'location' is for the ngx transport") end
   local base = opts.base_url or getenv("BLAND_BASE_URL") or DEFAULT_BASE_URL
@@ -137,7 +144,8 @@ function Client.new(opts)
     capath = opts.capath,
   }
   -- the key lives in the C object only: a dump of this table cannot show it
-  return setmetatable({ _c = c, page_size = opts.page_size or MAX_PAGE }, Client)
+  return setmetatable({ _c = c, page_size = opts.page_size or MAX_PAGE, keep_nulls = opts.keep_nulls,
+    policy = policy_of(opts) }, Client)
 end
 
 function Client:__tostring()
@@ -221,6 +229,76 @@ end
 function Client:agent_snapshots_page(run_id)
   check_run_id("agent_snapshots_page", run_id)
   return self._c:_page("agent-snapshots", run_id)
+end
+
+-- Several streams at once (blandeval.many): what each request may be.
+local MANY_KINDS = {
+  call_results = { "call-results", CALL_RESULT_PARAMS },
+  agent_results = { "agent-results", PAGING },
+  agent_snapshots = { "agent-snapshots", {} },
+}
+
+-- Checks the requests of many / call_results_many and returns them for blandeval.many.
+-- what: how the caller's list is named in messages ("requests" or "run_ids").
+local function check_many(fname, what, list, params, opts, page_size)
+  if type(list) ~= "table" then usage(fname, 1, "%s must be a table, got %s", what, type(list)) end
+  local n = 0
+  for _ in pairs(list) do n = n + 1 end
+  if n ~= #list then usage(fname, 1, "%s must be a list (keys 1..n)", what) end
+  local out = {}
+  for i, r in ipairs(list) do
+    local kind, run_id, p, tag
+    if what == "run_ids" then
+      kind, run_id, p, tag = "call_results", r, params, r
+    else
+      if type(r) ~= "table" then usage(fname, 1, "requests[%d] must be a table, got %s", i, type(r)) end
+      kind, run_id, p, tag = r[1], r[2], r[3], r.tag
+      if not MANY_KINDS[kind] then
+        usage(fname, 1, 'requests[%d][1] must be "call_results", "agent_results" or "agent_snapshots", got %s',
+          i, type(kind) == "string" and format("%q", kind) or type(kind))
+      end
+      if tag == nil then tag = run_id end
+    end
+    if type(run_id) ~= "string" or run_id == "" or run_id == "." or run_id == ".." then
+      usage(fname, 1, "%s[%d]%s must be a run id (a non-empty string other than . and ..), got %s", what, i,
+        what == "run_ids" and "" or "[2]", type(run_id) == "string" and format("%q", run_id) or type(run_id))
+    end
+    local allowed = MANY_KINDS[kind][2]
+    if p ~= nil and type(p) ~= "table" then usage(fname, what == "run_ids" and 2 or 1, "params must be a table, got %s", type(p)) end
+    local copy = { limit = kind ~= "agent_snapshots" and page_size or nil }
+    for k, v in pairs(p or {}) do
+      local a = allowed[k]
+      if not a then usage(fname, what == "run_ids" and 2 or 1, "unknown parameter '%s'", tostring(k)) end
+      if not a[1](v) then usage(fname, what == "run_ids" and 2 or 1, "%s must be %s", k, a[2]) end
+      copy[k] = v
+    end
+    if copy.starting_after and copy.ending_before then
+      usage(fname, what == "run_ids" and 2 or 1, "starting_after and ending_before cannot be combined")
+    end
+    out[i] = { endpoint = MANY_KINDS[kind][1], run_id = run_id, params = copy, tag = tag }
+  end
+  local argn = what == "run_ids" and 3 or 2
+  if opts ~= nil and type(opts) ~= "table" then usage(fname, argn, "opts must be a table, got %s", type(opts)) end
+  for k, v in pairs(opts or {}) do
+    if k ~= "concurrency" then usage(fname, argn, "unknown option '%s'", tostring(k)) end
+    if not is_whole(v, 1, 16) then usage(fname, argn, "concurrency must be a whole number from 1 to 16") end
+  end
+  return out, opts or {}
+end
+
+--- for item, tag, page in client:many(requests [, opts]) do ... end
+-- requests[i] = { "call_results" | "agent_results" | "agent_snapshots", run_id [, params],
+-- tag = (default run_id) }; opts.concurrency: requests in flight at once (1..16, default 4).
+-- The streams' pages travel together; items come as their pages arrive, each with its tag.
+function Client:many(requests, opts)
+  local list, o = check_many("many", "requests", requests, nil, opts, self.page_size)
+  return require("blandeval.many").iter(self, list, o)
+end
+
+--- for result, run_id, page in client:call_results_many(run_ids [, params [, opts]]) do ... end
+function Client:call_results_many(run_ids, params, opts)
+  local list, o = check_many("call_results_many", "run_ids", run_ids, params, opts, self.page_size)
+  return require("blandeval.many").iter(self, list, o)
 end
 
 --- for result, page in client:failed_call_results(run_id [, params]) do ... end

@@ -55,45 +55,60 @@ local function header(h, name)
   return v
 end
 
--- Gets the pager's next page, retrying as the policy allows: page, or nil, err.
-local function fetch(self, pager, seen)
+local function check_phase()
   local phase = ngx.get_phase()
   if not CAPTURE_PHASES[phase] then
     error(("blandeval: the ngx transport needs a request phase with subrequests (rewrite, "
       .. "access or content), not %q: make the call from a handler"):format(phase), 0)
   end
-  local deadline_at = self.deadline and ngx.now() + self.deadline
+end
+
+-- One attempt: the subrequest for the pager's next page.
+local function capture(self, pager)
+  local url = pager:url("")
+  local path, args = url:match("^([^?]*)%??(.*)$")
+  return ngx.location.capture(self.location, {
+    method = ngx.HTTP_GET,
+    args = args,
+    vars = { blandeval_path = path, blandeval_key = keys[self] },
+  })
+end
+
+-- What an attempt's answer gives: page, or nil, err, retry_after (seconds or nil).
+local function answer(self, res, pager, seen)
   local key = keys[self]
+  local h = res.header or {}
   local meta = { seen = seen, secret = (key:gsub("^[Bb]earer ", "")) }
+  meta.request_id = header(h, "x-request-id") or header(h, "request-id")
+  meta.content_type = header(h, "content-type")
+  local page, err
+  if res.truncated then
+    err = core.error({ kind = "network", message = "the response was cut short", retryable = true,
+      status = res.status, request_id = meta.request_id }, meta.secret)
+  else
+    page, err = pager:response(res.status, res.body or "", meta)
+  end
+  if page then return page end
+  -- Retry-After: seconds or an HTTP date; 0 or none leaves the backoff (as libcurl does)
+  local ra = header(h, "retry-after")
+  local retry_after = ra and (tonumber(ra) or (ngx.parse_http_time(ra) and ngx.parse_http_time(ra) - ngx.time()))
+  if retry_after and retry_after <= 0 then retry_after = nil end
+  return nil, err, retry_after
+end
+
+-- Gets the pager's next page, retrying as the policy allows: page, or nil, err.
+local function fetch(self, pager, seen)
+  check_phase()
+  local deadline_at = self.deadline and ngx.now() + self.deadline
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local url = pager:url("")
-    local path, args = url:match("^([^?]*)%??(.*)$")
-    local res = ngx.location.capture(self.location, {
-      method = ngx.HTTP_GET,
-      args = args,
-      vars = { blandeval_path = path, blandeval_key = key },
-    })
-    local h = res.header or {}
-    meta.request_id = header(h, "x-request-id") or header(h, "request-id")
-    meta.content_type = header(h, "content-type")
-    local page, err
-    if res.truncated then
-      err = core.error({ kind = "network", message = "the response was cut short", retryable = true,
-        status = res.status, request_id = meta.request_id }, meta.secret)
-    else
-      page, err = pager:response(res.status, res.body or "", meta)
-    end
+    local page, err, retry_after = answer(self, capture(self, pager), pager, seen)
     if page then return page end
     err.attempts = attempt
     if not err.retryable then return nil, err end
     local left
     if deadline_at then left = max(0, deadline_at - ngx.now()) end
-    -- Retry-After: seconds or an HTTP date; 0 or none leaves the backoff (as libcurl does)
-    local ra = header(h, "retry-after")
-    local retry_after = ra and (tonumber(ra) or (ngx.parse_http_time(ra) and ngx.parse_http_time(ra) - ngx.time()))
-    if retry_after and retry_after <= 0 then retry_after = nil end
     local wait = core.retry_wait(self.policy, attempt, retry_after, left, random())
     if not wait then
       if attempt <= self.policy.max_retries and deadline_at then err.deadline_exceeded = true end
@@ -167,6 +182,71 @@ function Backend:_iter(endpoint, run_id, params)
   }, Iter)
   it.backward = select(2, it.pager:cursor())
   return step, it, nil, it
+end
+
+-- A batch (see blandeval.many). The requests of a wait go out together as one
+-- ngx.location.capture_multi: nginx runs them concurrently and the coroutine yields
+-- until all have come back. (Light threads would let each answer be taken as it comes,
+-- but a thread with a subrequest pending can be neither killed nor left behind.)
+local Batch = {}
+Batch.__index = Batch
+
+function Backend:_batch(n)
+  check_open(self)
+  check_phase()
+  return setmetatable({ backend = self, n = n, queued = {}, answers = {} }, Batch)
+end
+
+function Batch:start(i, pager)
+  local url = pager:url("")
+  local path, args = url:match("^([^?]*)%??(.*)$")
+  self.answers[i] = nil
+  self.queued[#self.queued + 1] = { i, { self.backend.location, {
+    method = ngx.HTTP_GET, args = args, vars = { blandeval_path = path, blandeval_key = keys[self.backend] },
+  } } }
+  return true
+end
+
+-- the lowest slot with an answer waiting, or nil
+local function answered(self)
+  local first
+  for i in pairs(self.answers) do
+    if not first or i < first then first = i end
+  end
+  return first
+end
+
+function Batch:wait(seconds)
+  local i = answered(self)
+  if i then return i end
+  local queued = self.queued
+  if #queued == 0 then
+    if seconds > 0.001 then ngx.sleep(seconds) end
+    return nil
+  end
+  self.queued = {}
+  local reqs = {}
+  for k, q in ipairs(queued) do reqs[k] = q[2] end
+  local results = { ngx.location.capture_multi(reqs) }
+  for k, q in ipairs(queued) do self.answers[q[1]] = results[k] end
+  return answered(self)
+end
+
+function Batch:response(i, pager, seen)
+  local res = self.answers[i]
+  self.answers[i] = nil
+  return answer(self.backend, res, pager, seen)
+end
+
+function Batch:abort(i)
+  self.answers[i] = nil
+  for k = #self.queued, 1, -1 do
+    if self.queued[k][1] == i then table.remove(self.queued, k) end
+  end
+end
+
+function Batch:close()
+  self.queued, self.answers = {}, {}
 end
 
 function Backend:close()

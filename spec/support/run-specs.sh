@@ -5,7 +5,7 @@
 # "nginx" runs the client, reads, query and analysis specs inside an nginx worker, with the ngx transport
 # (examples/nginx.conf and spec/support/nginx_busted.lua), less their #curl tests.
 NGINX_SPECS="spec/client_spec.lua spec/client_errors_spec.lua spec/client_security_spec.lua
-  spec/reads_spec.lua spec/query_spec.lua spec/analysis_spec.lua"
+  spec/reads_spec.lua spec/many_spec.lua spec/query_spec.lua spec/analysis_spec.lua"
 
 in_nginx() {
   dir=$(mktemp -d)

@@ -11,7 +11,7 @@ valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite 
   lua5.4 /usr/bin/busted --cpath="build/lua5.4/?.so" -o plainTerminal --exclude-tags=heavy \
     spec/decode_spec.lua spec/decode_suite_spec.lua spec/decode_diff_spec.lua \
     spec/client_spec.lua spec/client_errors_spec.lua spec/client_security_spec.lua \
-    spec/prefetch_spec.lua spec/reads_spec.lua || {
+    spec/prefetch_spec.lua spec/reads_spec.lua spec/many_spec.lua || {
   rc=$?; cat "$log"; echo "valgrind: failed (exit $rc)"; exit 1; }
 grep -E 'ERROR SUMMARY|definitely lost|indirectly lost' "$log"
 echo "valgrind: clean"
