@@ -40,8 +40,9 @@
 /* Short strings (Lua interns up to 40 bytes, hashing every byte) repeat a lot
  * in API pages: every key, and values such as ids, enums and timestamps. A
  * small direct-mapped cache of the strings already pushed saves most of that
- * hashing; inputs too small to repay clearing it skip it. */
-#define SCACHE_SIZE 256
+ * hashing; inputs too small to repay clearing it skip it. Keys and values have
+ * a half each, so that the ids of a page do not push its keys out. */
+#define SCACHE_SIZE 256           /* entries per half */
 #define SCACHE_MAX_LEN 40
 #define SCACHE_MIN_INPUT 4096
 
@@ -75,7 +76,7 @@ typedef struct dec {
     int err_found;
     frame inline_frames[INLINE_FRAMES];
     unsigned char inline_buf[INLINE_BUF];
-    scache_entry scache[SCACHE_SIZE];
+    scache_entry scache[2 * SCACHE_SIZE];
 } dec;
 
 /* Bytes a string scan must stop at: '"', '\\', control characters, and every
@@ -373,8 +374,9 @@ static inline unsigned scache_hash(const unsigned char *s, size_t len)
     return (unsigned)((a * 0x9E3779B97F4A7C15u) >> 56) & (SCACHE_SIZE - 1);
 }
 
-/* Pushes the string [s, s+len), from the cache when it was seen before. */
-static inline void push_string(dec *d, const unsigned char *s, size_t len)
+/* Pushes the string [s, s+len), from the cache when it was seen before;
+ * half: 0 for keys, SCACHE_SIZE for values. */
+static inline void push_string(dec *d, const unsigned char *s, size_t len, unsigned half)
 {
     lua_State *L = d->L;
     scache_entry *e;
@@ -384,7 +386,7 @@ static inline void push_string(dec *d, const unsigned char *s, size_t len)
         lua_pushlstring(L, (const char *)s, len);
         return;
     }
-    h = scache_hash(s, len);
+    h = half + scache_hash(s, len);
     e = &d->scache[h];
     if (e->len == len && e->src != NULL && same_bytes(e->src, s, len)) {
         lua_rawgeti(L, d->scache_slot, (int)h + 1);
@@ -475,15 +477,16 @@ static const unsigned char *string_escaped(dec *d, const unsigned char *s,
     return p + 1;
 }
 
-/* Parses the string whose opening quote is at p[-1] and pushes it. */
-static const unsigned char *string(dec *d, const unsigned char *p)
+/* Parses the string whose opening quote is at p[-1] and pushes it (half: see
+ * push_string). */
+static const unsigned char *string(dec *d, const unsigned char *p, unsigned half)
 {
     const unsigned char *s = p, *bad;
 
     for (;;) {
         p = scan_plain(p, d->end);
         if (*p == '"') {
-            push_string(d, s, (size_t)(p - s));
+            push_string(d, s, (size_t)(p - s), half);
             return p + 1;
         }
         if (*p == '\\')
@@ -749,7 +752,7 @@ static const unsigned char *member_key(dec *d, const unsigned char *p)
         fail(d, p, p >= d->end ? "unexpected end of input" : "expected string key");
         return NULL;
     }
-    p = string(d, p + 1);
+    p = string(d, p + 1, 0);
     if (p == NULL)
         return NULL;
     p = skip_ws(p);
@@ -791,7 +794,7 @@ value:
         need(d, 2);
         goto value;
     case '"':
-        p = string(d, p + 1);
+        p = string(d, p + 1, SCACHE_SIZE);
         if (p == NULL)
             return 0;
         break;
@@ -930,7 +933,7 @@ int be_decode(lua_State *L, const char *buf, size_t len,
     lua_pushnil(L);                          /* scratch_slot */
     d.use_scache = len >= SCACHE_MIN_INPUT;
     if (d.use_scache) {
-        lua_createtable(L, SCACHE_SIZE, 0);  /* scache_slot: the cached strings */
+        lua_createtable(L, 2 * SCACHE_SIZE, 0);  /* scache_slot: the cached strings */
         memset(d.scache, 0, sizeof d.scache);
     } else
         lua_pushnil(L);
