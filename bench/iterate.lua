@@ -16,7 +16,7 @@ local core = require "blandeval.core"
 
 local base, key = assert(os.getenv("BLAND_BASE_URL")), assert(os.getenv("BLAND_API_KEY"))
 local vm = jit and "LuaJIT" or _VERSION:gsub("Lua ", "Lua ")
-local PASSES = tonumber(os.getenv("BENCH_PASSES")) or 3
+local PASSES = tonumber(os.getenv("BENCH_PASSES")) or 7
 local want = {}
 for _, a in ipairs(arg) do want[a] = true end
 if next(want) == nil then want = { P2 = true, P3 = true, P4 = true } end
