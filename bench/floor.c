@@ -4,7 +4,7 @@
  * wall time of the passes in seconds; the first pass saves the bodies to DIR
  * (as 0001.json, ...) so that the decoding can be timed apart. ENCODING
  * "gzip" asks for compressed bodies, "identity" (the default) does not.
- *   floor DIR PASSES [ENCODING] < urls        (key from BLAND_API_KEY) */
+ *   floor DIR|- PASSES [ENCODING] < urls        (key from BLAND_API_KEY) */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdio.h>
@@ -47,6 +47,9 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : NULL, *key = getenv("BLAND_API_KEY");
     int passes = argc > 2 ? atoi(argv[2]) : 3, pass;
     int gzip = argc > 3 && strcmp(argv[3], "gzip") == 0;
+
+    if (dir != NULL && strcmp(dir, "-") == 0)    /* "-": save nothing */
+        dir = NULL;
     char line[4096], auth[512];
     char **urls = NULL;
     size_t n = 0, i;
