@@ -79,7 +79,9 @@ int be_client_batch(lua_State *L)
     memset(b, 0, sizeof *b);
     luaL_getmetatable(L, BE_BATCH_MT);
     lua_setmetatable(L, -2);
-    lua_pushvalue(L, 1);                     /* the client lives as long as the batch */
+    lua_createtable(L, 1, 0);                /* the client lives as long as the batch (a */
+    lua_pushvalue(L, 1);                     /* table: LuaJIT's environments must be one) */
+    lua_rawseti(L, -2, 1);
     be_setuservalue(L, -2);
     b->client = c;
     b->next = c->batches;

@@ -178,13 +178,23 @@ int be_http_start(be_http *h, const char *url, long timeout_ms, const void *owne
     h->errbuf[0] = h->request_id[0] = h->content_type[0] = '\0';
     free(h->url);
     h->url = (char *)malloc(n);
-    if (h->url == NULL)
+    if (h->url == NULL) {
+        h->no_memory = 1;
+        snprintf(h->errbuf, sizeof h->errbuf, "out of memory");
         return 0;
+    }
     memcpy(h->url, url, n);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    if (curl_multi_add_handle(h->multi, c) != CURLM_OK)
-        return 0;
+    {
+        CURLMcode mc = curl_multi_add_handle(h->multi, c);
+        if (mc != CURLM_OK) {
+            h->no_memory = mc == CURLM_OUT_OF_MEMORY;
+            snprintf(h->errbuf, sizeof h->errbuf, "cannot start the transfer: %s",
+                     curl_multi_strerror(mc));
+            return 0;
+        }
+    }
     h->in_flight = 1;
     h->done = 0;
     h->owner = owner;
@@ -290,11 +300,8 @@ void be_multi_poll(CURLM *multi, long wait_ms)
 /* One GET, waited for. */
 CURLcode be_http_get(be_http *h, const char *url, long timeout_ms)
 {
-    if (!be_http_start(h, url, timeout_ms > 0 ? timeout_ms : 1L, NULL)) {
-        snprintf(h->errbuf, sizeof h->errbuf, "cannot start the transfer");
-        h->no_memory = 1;
-        return CURLE_OUT_OF_MEMORY;
-    }
+    if (!be_http_start(h, url, timeout_ms > 0 ? timeout_ms : 1L, NULL))
+        return h->no_memory ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     return be_http_finish(h, 0);
 }
 
@@ -306,6 +313,7 @@ void be_http_free(be_http *h)
     if (h->curl != NULL)
         curl_easy_cleanup(h->curl);
     h->curl = NULL;
+    h->multi = NULL;
     free(h->body);
     free(h->url);
     h->body = h->url = NULL;

@@ -140,6 +140,27 @@ describe("many", function()
     assert.are.equal(60, #single("call_results", "run-60"), "the client keeps working")
   end)
 
+  it("a client closed mid-iteration: the next step raises 'closed', and so does every later one", function()
+    local c = transport.client(api, { page_size = 10 })
+    local f, s = c:call_results_many({ "run-60", "run-45" })
+    assert.is_table((f(s)))
+    c:close()
+    local ok, err = pcall(function() while f(s) do end end)
+    assert.is_false(ok)
+    assert.matches("closed", tostring(err))
+    local ok2, err2 = pcall(f, s)
+    assert.is_false(ok2)
+    assert.matches("closed", tostring(err2))
+  end)
+
+  it("a batch keeps its client in a table (LuaJIT's userdata environments must be tables) #curl", function()
+    local b = client._c:_batch(1)
+    local env = debug.getfenv and debug.getfenv(b) or debug.getuservalue(b)
+    assert.are.equal("table", type(env))
+    assert.is_true(rawequal(client._c, env[1]))
+    b:close()
+  end)
+
   it("bad arguments raise, naming them", function()
     local cases = {
       { function() client:call_results_many("run-1") end, "bad argument #1 to 'call_results_many' (run_ids must be a table, got string)" },

@@ -36,6 +36,16 @@ function Many:close()
 end
 Many.__close = Many.close
 
+-- A call into the batch that raised (the client was closed, out of memory): the iteration
+-- ends failed with that error, which it raises again if called again.
+local function batch_call(it, method, ...)
+  local ok, a, b, c = pcall(it.batch[method], it.batch, ...)
+  if ok then return a, b, c end
+  release(it, "failed")
+  it.err = a
+  error(a, 0)
+end
+
 -- Raises err for stream s with its tag and the cursor to resume it from, and keeps it.
 local function fail(it, s, err)
   local cursor, backward = s.pager:cursor()
@@ -57,7 +67,7 @@ local function fill(it, now)
     it.next = it.next % n + 1
     if not s.done and not s.slot and not s.queued and s.ready_at <= now then
       it.free[#it.free] = nil
-      if not it.batch:start(slot, s.pager) then
+      if not batch_call(it, "start", slot, s.pager) then
         it.free[#it.free + 1] = slot
         fail(it, s, core.error { kind = "network", message = "cannot start the transfer (out of memory)" })
       end
@@ -70,10 +80,10 @@ end
 -- The answer in slot i: a page goes to the queue, a retryable failure waits its turn.
 local function take(it, i)
   local s = it.slot_stream[i]
+  local page, err, retry_after = batch_call(it, "response", i, s.pager, s.seen)
   it.slot_stream[i], s.slot = nil, nil
   it.free[#it.free + 1] = i
   it.in_flight = it.in_flight - 1
-  local page, err, retry_after = it.batch:response(i, s.pager, s.seen)
   if page then
     s.attempt = 0
     s.done = s.pager:done()
@@ -134,7 +144,7 @@ local function step(it)
           if not s.done and not s.slot and s.ready_at > now and s.ready_at < wake then wake = s.ready_at end
         end
       end
-      local i = it.batch:wait(wake == huge and 1 or min(1, wake - now > 0 and wake - now or 0))
+      local i = batch_call(it, "wait", wake == huge and 1 or min(1, wake - now > 0 and wake - now or 0))
       if i then take(it, i) end
     end
   end

@@ -198,6 +198,7 @@ function Backend:_batch(n)
 end
 
 function Batch:start(i, pager)
+  check_open(self.backend)
   local url = pager:url("")
   local path, args = url:match("^([^?]*)%??(.*)$")
   self.answers[i] = nil
@@ -217,6 +218,7 @@ local function answered(self)
 end
 
 function Batch:wait(seconds)
+  check_open(self.backend)
   local i = answered(self)
   if i then return i end
   local queued = self.queued
