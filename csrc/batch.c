@@ -201,15 +201,6 @@ static const luaL_Reg batch_methods[] = {
 
 void be_batch_open(lua_State *L)
 {
-    luaL_newmetatable(L, BE_BATCH_MT);
-    lua_pushcfunction(L, batch_close);
-    lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-    lua_pushcfunction(L, batch_close);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_newtable(L);
-    be_setfuncs(L, batch_methods, 0);
-    lua_setfield(L, -2, "__index");
+    be_new_class(L, BE_BATCH_MT, batch_methods, batch_close, batch_close);
     lua_pop(L, 1);
 }

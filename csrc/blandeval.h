@@ -166,6 +166,8 @@ be_client *be_check_client(lua_State *L, int idx);
 int be_client_handle(be_client *c, be_http *h);
 void be_push_transfer_error(lua_State *L, be_client *c, const be_http *h, CURLcode rc);
 void be_client_open(lua_State *L);
+void be_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                  lua_CFunction close);
 
 /* Batches (batch.c): several transfers of one client at once */
 int be_client_batch(lua_State *L);

@@ -512,8 +512,8 @@ static const luaL_Reg iter_methods[] = {
 };
 
 /* A metatable with methods; gc (if any) frees C memory, close releases. */
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction gc, lua_CFunction close)
+void be_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                  lua_CFunction gc, lua_CFunction close)
 {
     luaL_newmetatable(L, name);
     lua_newtable(L);
@@ -547,11 +547,11 @@ static int l_monotonic(lua_State *L)
 
 void be_client_open(lua_State *L)
 {
-    new_class(L, BE_CLIENT_MT, client_methods, client_close, client_close);
+    be_new_class(L, BE_CLIENT_MT, client_methods, client_close, client_close);
     lua_pushcfunction(L, client_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
-    new_class(L, BE_ITER_MT, iter_methods, iter_gc, iter_close);
+    be_new_class(L, BE_ITER_MT, iter_methods, iter_gc, iter_close);
     lua_pop(L, 1);
     lua_pushcfunction(L, l_client);
     lua_setfield(L, -2, "client");

@@ -5,14 +5,8 @@
 local fakeapi = require "fakeapi"
 local transport = require "transport"
 
-local ids_of = transport.ids_of
+local ids_of, fresh = transport.ids_of, transport.fresh
 local IS_54 = _VERSION == "Lua 5.4" and not jit
-
-local tag_n = 0
-local function fresh(id)
-  tag_n = tag_n + 1
-  return ("%s@m%d-%d-%d"):format(id, os.time(), math.random(1, 1e9), tag_n)
-end
 
 describe("many", function()
   local api, client

@@ -6,13 +6,7 @@ local fakeapi = require "fakeapi"
 local transport = require "transport"
 local core = require "blandeval.core"
 
-local ids_of = transport.ids_of
-
-local tag_n = 0
-local function fresh(id)
-  tag_n = tag_n + 1
-  return ("%s@p%d-%d-%d"):format(id, os.time(), math.random(1, 1e9), tag_n)
-end
+local ids_of, fresh = transport.ids_of, transport.fresh
 
 describe("prefetch #curl", function()
   local api

@@ -7,7 +7,7 @@
 local fakeapi = require "fakeapi"
 local transport = require "transport"
 
-local ids_of = transport.ids_of
+local ids_of, fresh = transport.ids_of, transport.fresh
 
 local function collect(f, s, c, closing)
   local out, pages = {}, {}
@@ -16,13 +16,6 @@ local function collect(f, s, c, closing)
     if pages[#pages] ~= page then pages[#pages + 1] = page end
   end
   return out, pages
-end
-
--- a run id no other test (or earlier run of this file) has polled: progress runs count polls
-local tag_n = 0
-local function fresh(id)
-  tag_n = tag_n + 1
-  return ("%s@r%d-%d-%d"):format(id, os.time(), math.random(1, 1e9), tag_n)
 end
 
 describe("reads", function()

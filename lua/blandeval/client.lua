@@ -187,21 +187,29 @@ local RUN_FILTERS = {
     '"manual", "auto" or "backfill"' },
 }
 
--- Checks params against a table of allowed ones; returns a copy with limit set when given.
-local function checked(fname, argn, params, allowed, limit)
+-- A copy of params, checked against a table of allowed ones, with limit set when given;
+-- or nil and what is wrong with them.
+local function copy_params(params, allowed, limit)
   if params ~= nil and type(params) ~= "table" then
-    usage(fname, argn, "params must be a table, got %s", type(params))
+    return nil, format("params must be a table, got %s", type(params))
   end
   local out = { limit = limit }
   for k, v in pairs(params or {}) do
     local p = allowed[k]
-    if not p then usage(fname, argn, "unknown parameter '%s'", tostring(k)) end
-    if not p[1](v) then usage(fname, argn, "%s must be %s", k, p[2]) end
+    if not p then return nil, format("unknown parameter '%s'", tostring(k)) end
+    if not p[1](v) then return nil, format("%s must be %s", k, p[2]) end
     out[k] = v
   end
   if out.starting_after and out.ending_before then
-    usage(fname, argn, "starting_after and ending_before cannot be combined")
+    return nil, "starting_after and ending_before cannot be combined"
   end
+  return out
+end
+
+-- copy_params, raising a usage error naming fname's argument argn.
+local function checked(fname, argn, params, allowed, limit)
+  local out, msg = copy_params(params, allowed, limit)
+  if not out then usage(fname, argn, "%s", msg) end
   return out
 end
 
@@ -263,18 +271,8 @@ local function check_many(fname, what, list, params, opts, page_size)
       usage(fname, 1, "%s[%d]%s must be a run id (a non-empty string other than . and ..), got %s", what, i,
         what == "run_ids" and "" or "[2]", type(run_id) == "string" and format("%q", run_id) or type(run_id))
     end
-    local allowed = MANY_KINDS[kind][2]
-    if p ~= nil and type(p) ~= "table" then usage(fname, what == "run_ids" and 2 or 1, "params must be a table, got %s", type(p)) end
-    local copy = { limit = kind ~= "agent_snapshots" and page_size or nil }
-    for k, v in pairs(p or {}) do
-      local a = allowed[k]
-      if not a then usage(fname, what == "run_ids" and 2 or 1, "unknown parameter '%s'", tostring(k)) end
-      if not a[1](v) then usage(fname, what == "run_ids" and 2 or 1, "%s must be %s", k, a[2]) end
-      copy[k] = v
-    end
-    if copy.starting_after and copy.ending_before then
-      usage(fname, what == "run_ids" and 2 or 1, "starting_after and ending_before cannot be combined")
-    end
+    local copy, msg = copy_params(p, MANY_KINDS[kind][2], kind ~= "agent_snapshots" and page_size or nil)
+    if not copy then usage(fname, what == "run_ids" and 2 or 1, "%s", msg) end
     out[i] = { endpoint = MANY_KINDS[kind][1], run_id = run_id, params = copy, tag = tag }
   end
   local argn = what == "run_ids" and 3 or 2

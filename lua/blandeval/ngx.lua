@@ -63,15 +63,20 @@ local function check_phase()
   end
 end
 
--- One attempt: the subrequest for the pager's next page.
-local function capture(self, pager)
+-- The subrequest for the pager's next page: location, options.
+local function subrequest(self, pager)
   local url = pager:url("")
   local path, args = url:match("^([^?]*)%??(.*)$")
-  return ngx.location.capture(self.location, {
+  return self.location, {
     method = ngx.HTTP_GET,
     args = args,
     vars = { blandeval_path = path, blandeval_key = keys[self] },
-  })
+  }
+end
+
+-- One attempt: that subrequest, made.
+local function capture(self, pager)
+  return ngx.location.capture(subrequest(self, pager))
 end
 
 -- What an attempt's answer gives: page, or nil, err, retry_after (seconds or nil).
@@ -199,12 +204,8 @@ end
 
 function Batch:start(i, pager)
   check_open(self.backend)
-  local url = pager:url("")
-  local path, args = url:match("^([^?]*)%??(.*)$")
   self.answers[i] = nil
-  self.queued[#self.queued + 1] = { i, { self.backend.location, {
-    method = ngx.HTTP_GET, args = args, vars = { blandeval_path = path, blandeval_key = keys[self.backend] },
-  } } }
+  self.queued[#self.queued + 1] = { i, { subrequest(self.backend, pager) } }
   return true
 end
 

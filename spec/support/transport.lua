@@ -30,6 +30,14 @@ function M.client(api, opts)
   return blandeval.new(M.options(o, api))
 end
 
+--- fresh(id): id with a "@tag" no other spec (or earlier run) has used, for the fake API's
+-- runs that keep per-id state (progress polls, once-per-cursor faults).
+local fresh_n = 0
+function M.fresh(id)
+  fresh_n = fresh_n + 1
+  return ("%s@f%d-%d-%d"):format(id, os.time(), math.random(1, 1e9), fresh_n)
+end
+
 --- ids_of(items): the items' ids, in order.
 function M.ids_of(items)
   local out = {}
