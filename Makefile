@@ -8,7 +8,12 @@
 #   make demo            examples/failed_calls.lua against the fake API (or the real
 #                        one, with BLAND_API_KEY and RUN_ID set)
 #   make bench           bench/run.sh: every figure against its anchor (P1-P5), one table
-#   make valgrind        the decode and client specs under valgrind (Lua 5.4)
+#   make valgrind        every spec that loads the C core, under valgrind (Lua 5.4)
+#   make sanitize        the whole suite (Lua 5.4) against an ASan + UBSan build (build/sanitize/)
+#   make gc-torture      the suite with the collector run before each allocating call of the
+#                        core: Lua 5.4 under ASan + UBSan, and LuaJIT
+#   make fuzz            libFuzzer targets (spec/fuzz/, clang + ASan/UBSan), each run for
+#                        FUZZ_SECONDS (default 135: about 10 minutes in all; 10 for a smoke run)
 
 LUA      ?= lua5.4
 CC       ?= cc
@@ -39,7 +44,7 @@ LIBS     := $(shell $(PKG) --libs libcurl)
 
 INTERPRETERS := lua5.4 luajit
 
-.PHONY: all test demo bench valgrind deps clean
+.PHONY: all test demo bench valgrind sanitize gc-torture fuzz deps clean
 
 all: $(MODULE)
 
@@ -70,6 +75,37 @@ bench: deps
 valgrind: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all
 	@sh spec/support/valgrind.sh
+
+sanitize: deps
+	@sh spec/support/sanitize.sh
+
+gc-torture: deps
+	@sh spec/support/gc_torture.sh
+
+# libFuzzer targets: spec/fuzz/<target>.c with the core's sources and liblua5.4,
+# built by clang with ASan and UBSan (any UB aborts) into build/fuzz/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 135
+FUZZ_TARGETS := decode pager_response url decode_diff
+FUZZ_BINS    := $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+FUZZ_OBJS    := $(patsubst csrc/%.c,build/fuzz/obj/%.o,$(SRCS))
+FUZZ_CFLAGS   = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined $(WARN) \
+                $(shell $(PKG) --cflags lua5.4) $(shell $(PKG) --cflags libcurl)
+
+build/fuzz/obj/%.o: csrc/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -fvisibility=hidden -c $< -o $@
+
+$(FUZZ_BINS): build/fuzz/%: spec/fuzz/%.c spec/fuzz/harness.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer \
+	    -DBE_FUZZ_CMOD='"$(shell $(PKG) --variable=INSTALL_CMOD lua5.4)"' -o $@ $< $(FUZZ_OBJS) \
+	    $(shell $(PKG) --libs lua5.4) $(LIBS) -ldl -lpthread -lm
+
+fuzz: deps
+	@EXTRA_PACKAGES="clang libclang-rt-14-dev" sh spec/support/deps.sh
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@sh spec/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

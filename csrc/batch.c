@@ -97,16 +97,20 @@ int be_client_batch(lua_State *L)
     return 1;
 }
 
-/* b:start(i, pager) -> true | false (could not start: out of memory) */
+/* b:start(i, pager [, left]) -> true | false (could not start: out of memory).
+ * left: seconds left of the page's deadline, which cut the attempt's timeout. */
 static int batch_start(lua_State *L)
 {
     be_batch *b = check_batch(L);
     be_http *h = check_slot(L, b);
     be_pager *p = (be_pager *)luaL_checkudata(L, 3, BE_PAGER_MT);
+    double timeout = b->client->timeout, left = luaL_optnumber(L, 4, -1);
     int ok;
 
+    if (left >= 0 && left < timeout)
+        timeout = left;
     be_pager_push_url(L, p, b->client->base_url);
-    ok = be_http_start(h, lua_tostring(L, -1), (long)(b->client->timeout * 1000) + 1, b);
+    ok = be_http_start(h, lua_tostring(L, -1), (long)(timeout * 1000) + 1, b);
     lua_pushboolean(L, ok);
     return 1;
 }

@@ -22,6 +22,8 @@
 typedef struct be_iter {
     int state;                    /* ITER_OPEN, ITER_DONE, ITER_FAILED, ITER_CLOSED */
     int backward;
+    int turning;                  /* a page turn is under way: an error that escapes it (out
+                                     of memory) may leave the pager past a page never seen */
     lua_Integer idx, n;
     be_client *client;            /* kept alive by the user value while ITER_OPEN */
 } be_iter;
@@ -349,16 +351,16 @@ static void iter_release(lua_State *L, int idx, be_iter *it, int state)
 {
     be_client *c = it->client;
 
+    lua_newtable(L);                         /* first: if it cannot be had, nothing changed */
+    if (state == ITER_FAILED) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, UV_ERROR);
+    }
     if (it->state == ITER_OPEN && c != NULL && !c->closed && c->ahead.owner == it)
         be_http_abort(&c->ahead);             /* nobody will want the prefetched page */
     it->client = NULL;
     it->state = state;
     it->idx = it->n = 0;
-    lua_newtable(L);
-    if (state == ITER_FAILED) {
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, UV_ERROR);
-    }
     be_setuservalue(L, idx);
 }
 
@@ -415,6 +417,12 @@ static int iter_next(lua_State *L)
         lua_rawgeti(L, uv, UV_ERROR);
         return lua_error(L);
     }
+    if (it->turning) {
+        lua_pushliteral(L, "blandeval: the iteration was interrupted by an error during a page "
+                           "turn (out of memory) and cannot go on");
+        iter_release(L, 1, it, ITER_FAILED);
+        return lua_error(L);
+    }
     while (it->idx >= it->n) {
         be_client *c;
         be_pager *p;
@@ -429,6 +437,7 @@ static int iter_next(lua_State *L)
         lua_rawgeti(L, uv, UV_CLIENT);
         c = be_check_client(L, -1);
         lua_pop(L, 1);
+        it->turning = 1;
         lua_pushnil(L);                      /* the old page is garbage before the new one comes */
         lua_rawseti(L, uv, UV_ITEMS);
         lua_pushnil(L);
@@ -447,6 +456,7 @@ static int iter_next(lua_State *L)
         it->idx = 0;
         lua_rawseti(L, uv, UV_ITEMS);
         lua_rawseti(L, uv, UV_PAGE);
+        it->turning = 0;
         if (it->n == 0 && ++empty > MAX_EMPTY_PAGES && !p->done) {
             be_error e;
             memset(&e, 0, sizeof e);

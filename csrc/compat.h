@@ -62,4 +62,8 @@ static inline void be_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 #define be_pushint(L, i) lua_pushnumber((L), (lua_Number)(i))
 #endif
 
+#ifdef BE_GC_TORTURE
+#include "gc_torture.h"
+#endif
+
 #endif

@@ -92,10 +92,43 @@ static const char *const query_params[] = {
     "triggered_by", NULL
 };
 
+/* Writes the whole number at idx into out (32 bytes), or returns 0 when it is
+ * not one of at most 2^53 in magnitude: exact as a double on every VM, so the
+ * URL says exactly what was given. */
+static int whole_param(lua_State *L, int idx, char *out)
+{
+    const lua_Number max = 9007199254740992.0;
+    lua_Number x;
+
+#if BE_HAS_INTEGERS
+    if (lua_isinteger(L, idx)) {
+        lua_Integer n = lua_tointeger(L, idx);
+        if (n > ((lua_Integer)1 << 53) || n < -((lua_Integer)1 << 53))
+            return 0;
+        snprintf(out, 32, "%lld", (long long)n);
+        return 1;
+    }
+#endif
+    x = lua_tonumber(L, idx);
+    if (!(x >= -max && x <= max) || x != (lua_Number)(long long)x)   /* NaN fails too */
+        return 0;
+    snprintf(out, 32, "%lld", (long long)x);
+    return 1;
+}
+
+/* Checks the cursor on the top of the stack: a non-empty string. */
+static void check_cursor(lua_State *L, int params_idx, const char *name)
+{
+    if (lua_type(L, -1) != LUA_TSTRING || be_rawlen(L, -1) == 0)
+        luaL_argerror(L, params_idx, lua_pushfstring(L, "'%s' must be a non-empty string", name));
+}
+
 /* Creates a pager for endpoint (a name of the table above) of the run at
  * run_id_idx (ignored by endpoints without one), with the query parameters of
  * the table at params_idx (0: none) and its starting_after or ending_before.
- * The Lua layer has checked their types and ranges. */
+ * The Lua layer checks them with its own messages; what it would refuse and
+ * could still reach here (a run id that is not one path segment, a value the
+ * URL cannot carry exactly, two cursors) raises a bad argument error. */
 be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int params_idx,
                         int keep_nulls)
 {
@@ -120,6 +153,9 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
     if (ep->has_id) {
         size_t len;
         const char *run_id = luaL_checklstring(L, run_id_idx, &len);
+        /* "." and ".." stay dot segments even percent-encoded (RFC 3986 6.2.2.2) */
+        if (len == 0 || (len <= 2 && run_id[0] == '.' && run_id[len - 1] == '.'))
+            luaL_argerror(L, run_id_idx, "a run id cannot be empty, \".\" or \"..\"");
         add_escaped(&b, run_id, len);
     }
     luaL_addstring(&b, ep->after);
@@ -130,6 +166,10 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
         p->query = dup_string(L, "", 0);
         return p;
     }
+    /* the values are used after they leave the stack, while the URL is built: only
+     * the table may hold them, not an __index that makes them */
+    if (lua_getmetatable(L, params_idx))
+        luaL_argerror(L, params_idx, "params cannot have a metatable");
     luaL_buffinit(L, &b);
     for (i = 0; query_params[i] != NULL; i++) {
         lua_getfield(L, params_idx, query_params[i]);
@@ -137,24 +177,30 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
             char num[32];
             size_t len;
             const char *v;
-            if (lua_type(L, -1) == LUA_TBOOLEAN) {
+            int t = lua_type(L, -1);
+            if (t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+                luaL_argerror(L, params_idx, lua_pushfstring(L,
+                              "parameter '%s' must be a string, a boolean or a number, got %s",
+                              query_params[i], luaL_typename(L, -1)));
+            if (t == LUA_TBOOLEAN) {
                 v = lua_toboolean(L, -1) ? "true" : "false";
                 len = strlen(v);
-            } else if (lua_type(L, -1) == LUA_TNUMBER) {
-                snprintf(num, sizeof num, "%.0f", (double)lua_tonumber(L, -1));
+            } else if (t == LUA_TNUMBER) {
+                if (!whole_param(L, -1, num))
+                    luaL_argerror(L, params_idx, lua_pushfstring(L,
+                                  "parameter '%s' must be a whole number of at most 2^53",
+                                  query_params[i]));
                 v = num;
                 len = strlen(v);
             } else
                 v = lua_tolstring(L, -1, &len);
             lua_pop(L, 1);                   /* the table keeps any string alive */
-            if (v != NULL) {
-                if (!first)
-                    luaL_addchar(&b, '&');
-                luaL_addstring(&b, query_params[i]);
-                luaL_addchar(&b, '=');
-                add_escaped(&b, v, len);
-                first = 0;
-            }
+            if (!first)
+                luaL_addchar(&b, '&');
+            luaL_addstring(&b, query_params[i]);
+            luaL_addchar(&b, '=');
+            add_escaped(&b, v, len);
+            first = 0;
         } else
             lua_pop(L, 1);
     }
@@ -163,11 +209,15 @@ be_pager *be_pager_push(lua_State *L, const char *endpoint, int run_id_idx, int 
 
     lua_getfield(L, params_idx, "ending_before");
     lua_getfield(L, params_idx, "starting_after");
+    if (!lua_isnil(L, -1) && !lua_isnil(L, -2))
+        luaL_argerror(L, params_idx, "starting_after and ending_before cannot be combined");
     if (!lua_isnil(L, -1)) {
+        check_cursor(L, params_idx, "starting_after");
         take_string(L, &p->cursor, &p->cursor_len);
     } else {
         lua_pop(L, 1);
         if (!lua_isnil(L, -1)) {
+            check_cursor(L, params_idx, "ending_before");
             p->backward = 1;
             lua_pushvalue(L, -1);
             take_string(L, &p->cursor, &p->cursor_len);
@@ -484,8 +534,13 @@ int be_pager_response(lua_State *L, be_pager *p, const be_http *h, int seen_idx,
  * nil for the endpoints without one) */
 static int l_pager(lua_State *L)
 {
-    const char *endpoint = luaL_checkstring(L, 1);
+    size_t len;
+    const char *endpoint = luaL_checklstring(L, 1, &len);
 
+    if (strlen(endpoint) != len)             /* a NUL would cut the name short */
+        return luaL_argerror(L, 1, "unknown endpoint (the name holds a NUL byte)");
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
     be_pager_push(L, endpoint, 2, lua_istable(L, 3) ? 3 : 0, lua_toboolean(L, 4));
     return 1;
 }
@@ -528,9 +583,13 @@ static int pager_response(lua_State *L)
     size_t len;
     const char *secret = NULL;
     int seen = 0;
+    lua_Number status = luaL_checknumber(L, 2);
 
+    /* range first: converting NaN or a number beyond long is undefined */
+    luaL_argcheck(L, status >= 0 && status <= 999 && (lua_Number)(long)status == status, 2,
+                  "status must be a whole number from 0 to 999");
     memset(&h, 0, sizeof h);
-    h.status = (long)luaL_checknumber(L, 2);
+    h.status = (long)status;
     h.body = (char *)(uintptr_t)luaL_checklstring(L, 3, &len);  /* the pager only reads it */
     h.len = len;
     h.retry_after = -1;

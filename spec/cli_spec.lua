@@ -8,6 +8,8 @@ local shell = require "shell"
 
 local q = shell.q
 local LUA = jit and "luajit" or "lua5.4"
+-- the build this run loaded (build/lua5.4, build/luajit, make sanitize's), for the CLI too
+local BUILD = assert(package.searchpath("blandeval.core", package.cpath)):match("^(.*)/blandeval/core%.so$")
 local IS_54 = math.type ~= nil
 local NULL = blandeval.null
 
@@ -39,7 +41,7 @@ local function cli(args, o)
   end
   local out, err = os.tmpname(), os.tmpname()
   local cmd = "env -u BLAND_API_KEY -u BLAND_BASE_URL LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
-    .. "LUA_CPATH='build/" .. LUA .. "/?.so;;' " .. (o.env or "") .. " " .. LUA .. " bin/blandeval "
+    .. "LUA_CPATH='" .. BUILD .. "/?.so;;' " .. (o.env or "") .. " " .. LUA .. " bin/blandeval "
     .. table.concat(words, " ")
   if o.wrap then cmd = o.wrap(cmd) end
   local line

@@ -7,8 +7,10 @@ local shell = require "shell"
 
 local q = shell.q
 local LUA = jit and "luajit" or "lua5.4"
+-- the build this run loaded (build/lua5.4, build/luajit, make sanitize's), for the examples too
+local BUILD = assert(package.searchpath("blandeval.core", package.cpath)):match("^(.*)/blandeval/core%.so$")
 local ENV = "env -u BLAND_API_KEY -u BLAND_BASE_URL -u RUN_ID -u RUN_ID_B "
-  .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/" .. LUA .. "/?.so;;' "
+  .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='" .. BUILD .. "/?.so;;' "
 
 local function run(cmd)
   local out = shell.sh(cmd .. " 2>&1; echo \"rc=$?\"")
@@ -37,7 +39,7 @@ describe("examples", function()
     local failed = failed_calls(client, "cmp-a-2000")
     assert.is_true(#failed > 100)
     local dir = shell.sh("mktemp -d"):gsub("%s+$", "")
-    local out, rc = run(ENV .. "sh examples/demo.sh " .. LUA .. " build/" .. LUA .. " " .. q(dir))
+    local out, rc = run(ENV .. "sh examples/demo.sh " .. LUA .. " " .. BUILD .. " " .. q(dir))
     -- the demo starts its own fake API under dir and stops it on the way out
     local csv_path = dir .. "/demo/failed-calls.csv"
     local f = io.open(csv_path, "rb")

@@ -20,6 +20,18 @@ describe("pager", function()
     assert.are.equal("https://h/v1/evals/runs/r1/agent-snapshots", p:url("https://h"))
   end)
 
+  it("refuses params with a metatable: a value only an __index makes is not kept alive", function()
+    -- the pager used such a value after popping it: under make gc-torture, ASan saw the
+    -- string freed while the URL was built (a long one: short strings are shared)
+    local params = setmetatable({}, { __index = function(_, k)
+      if k == "status" then return ("s"):rep(3000) .. k end
+    end })
+    local ok, err = pcall(core.pager, "runs", nil, params)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("params cannot have a metatable", 1, true), tostring(err))
+    assert.are.equal("https://h/v1/evals/runs?status=done", core.pager("runs", nil, { status = "done" }):url("https://h"))
+  end)
+
   it("follows next_cursor and stops when has_more is false", function()
     local p = core.pager("call-results", "r", { limit = 2 })
     local seen = {}

@@ -2,6 +2,8 @@
 -- parameters are checked here, once, with messages that name the argument; the
 -- C core does the requests, the paging and the retries.
 local core = require "blandeval.core"
+-- loaded now: a require that fails midway (out of memory) stays failed on LuaJIT
+local many = require "blandeval.many"
 
 local type, tostring, pairs, ipairs, error, setmetatable = type, tostring, pairs, ipairs, error, setmetatable
 local ngx = ngx
@@ -72,10 +74,10 @@ local function is_loopback(host)
   return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil or host == "[::1]"
 end
 
--- The retry policy as core.retry_wait takes it (for blandeval.many).
+-- The retry policy as core.retry_wait takes it, and the deadline (for blandeval.many).
 local function policy_of(opts)
   return { max_retries = opts.max_retries or 2, base = opts.retry_base_delay or 0.5,
-    max = opts.retry_max_delay or 8, after_max = opts.retry_after_max or 60 }
+    max = opts.retry_max_delay or 8, after_max = opts.retry_after_max or 60, deadline = opts.deadline }
 end
 
 --- blandeval.new{ api_key=, base_url=, timeout=, ... } -> client
@@ -290,13 +292,13 @@ end
 -- The streams' pages travel together; items come as their pages arrive, each with its tag.
 function Client:many(requests, opts)
   local list, o = check_many("many", "requests", requests, nil, opts, self.page_size)
-  return require("blandeval.many").iter(self, list, o)
+  return many.iter(self, list, o)
 end
 
 --- for result, run_id, page in client:call_results_many(run_ids [, params [, opts]]) do ... end
 function Client:call_results_many(run_ids, params, opts)
   local list, o = check_many("call_results_many", "run_ids", run_ids, params, opts, self.page_size)
-  return require("blandeval.many").iter(self, list, o)
+  return many.iter(self, list, o)
 end
 
 --- for result, page in client:failed_call_results(run_id [, params]) do ... end

@@ -10,7 +10,7 @@
 -- abort(i) and close().
 local core = require "blandeval.core"
 
-local random, min, huge = math.random, math.min, math.huge
+local random, min, max, huge = math.random, math.min, math.max, math.huge
 local error, setmetatable = error, setmetatable
 
 local M = {}
@@ -56,8 +56,15 @@ local function fail(it, s, err)
   error(err, 0)
 end
 
+-- What is left of the deadline (policy.deadline) of stream s's page, or nil: none.
+local function left_of(it, s, now)
+  local deadline = it.policy.deadline
+  return deadline and max(0, s.page_at + deadline - now) or nil
+end
+
 -- Starts requests on the free slots for the streams that may have one: not done, nothing in
 -- flight, no page waiting in the queue, past their retry time. Round robin from it.next.
+-- An attempt takes at most what is left of its page's deadline.
 local function fill(it, now)
   local streams, n = it.streams, #it.streams
   for _ = 1, n do
@@ -67,7 +74,8 @@ local function fill(it, now)
     it.next = it.next % n + 1
     if not s.done and not s.slot and not s.queued and s.ready_at <= now then
       it.free[#it.free] = nil
-      if not batch_call(it, "start", slot, s.pager) then
+      s.page_at = s.page_at or now
+      if not batch_call(it, "start", slot, s.pager, left_of(it, s, now)) then
         it.free[#it.free + 1] = slot
         fail(it, s, core.error { kind = "network", message = "cannot start the transfer (out of memory)" })
       end
@@ -85,7 +93,7 @@ local function take(it, i)
   it.free[#it.free + 1] = i
   it.in_flight = it.in_flight - 1
   if page then
-    s.attempt = 0
+    s.attempt, s.page_at = 0, false
     s.done = s.pager:done()
     if #page.data == 0 then
       s.empty = s.empty + 1
@@ -103,8 +111,12 @@ local function take(it, i)
   s.attempt = s.attempt + 1
   err.attempts = s.attempt
   if not err.retryable then fail(it, s, err) end
-  local wait = core.retry_wait(it.policy, s.attempt, retry_after, nil, random())
-  if not wait then fail(it, s, err) end
+  local left = left_of(it, s, clock())
+  local wait = core.retry_wait(it.policy, s.attempt, retry_after, left, random())
+  if not wait then
+    if left and s.attempt <= it.policy.max_retries then err.deadline_exceeded = true end
+    fail(it, s, err)
+  end
   s.ready_at = clock() + wait
 end
 
@@ -113,10 +125,18 @@ local function step(it)
   if state == "closed" then error("blandeval: the iterator is closed", 2) end
   if state == "done" then return nil end
   if state == "failed" then error(it.err, 0) end
+  -- an error that escaped the last call midway (out of memory) may have lost a page or a slot
+  if it.busy then
+    release(it, "failed")
+    it.err = "blandeval: the iteration was interrupted by an error (out of memory) and cannot go on"
+    error(it.err, 0)
+  end
+  it.busy = true
   while true do
     if it.idx < it.n then
       it.idx = it.idx + 1
       local s = it.stream
+      it.busy = false
       return it.items[s.backward and it.n - it.idx + 1 or it.idx], s.tag, it.page
     end
     local q = it.queue
@@ -158,13 +178,14 @@ function M.iter(client, requests, opts)
   for i, r in ipairs(requests) do
     local pager = core.pager(r.endpoint, r.run_id, r.params, client.keep_nulls)
     streams[i] = { tag = r.tag, run_id = r.run_id, pager = pager, seen = {}, attempt = 0, empty = 0,
-      ready_at = 0, backward = select(2, pager:cursor()) }
+      ready_at = 0, page_at = false, backward = select(2, pager:cursor()) }
   end
   local k = min(opts.concurrency or 4, #streams)
   local it = setmetatable({
     state = #streams == 0 and "done" or "open", streams = streams, slot_stream = {}, free = {},
     queue = {}, qhead = 1, qtail = 0, next = 1, in_flight = 0, live = #streams, idx = 0, n = 0,
     policy = client.policy,
+    busy = false, err = false,   -- present from the start: setting them later allocates nothing
   }, Many)
   if #streams > 0 then
     it.batch = client._c:_batch(k)

@@ -87,7 +87,11 @@ local function answer(self, res, pager, seen)
   meta.request_id = header(h, "x-request-id") or header(h, "request-id")
   meta.content_type = header(h, "content-type")
   local page, err
-  if res.truncated then
+  -- When the API could not be reached or did not answer in time, nginx ends the subrequest
+  -- with its own 502 or 504 and no body, flagged truncated: that is nginx's answer (an http
+  -- error), not a body cut short.
+  local own_answer = (res.status == 502 or res.status == 504) and (res.body or "") == ""
+  if res.truncated and not own_answer then
     err = core.error({ kind = "network", message = "the response was cut short", retryable = true,
       status = res.status, request_id = meta.request_id }, meta.secret)
   else

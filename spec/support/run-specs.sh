@@ -2,10 +2,17 @@
 # Runs the busted specs under each interpreter given and sums busted's own
 # totals: the last line is "N passed, N failed" over all of them.
 # Extra busted arguments (a spec file, --filter=...) come from $BUSTED_ARGS.
-# "nginx" runs the client, reads, query and analysis specs inside an nginx worker, with the ngx transport
-# (examples/nginx.conf and spec/support/nginx_busted.lua), less their #curl tests.
+# "nginx" runs the client, reads, query, analysis and fault matrix specs inside an nginx worker, with
+# the ngx transport (examples/nginx.conf and spec/support/nginx_busted.lua), less their #curl tests;
+# or only the *_spec.lua files that $BUSTED_ARGS names, if it names any.
 NGINX_SPECS="spec/client_spec.lua spec/client_errors_spec.lua spec/client_security_spec.lua
-  spec/reads_spec.lua spec/many_spec.lua spec/query_spec.lua spec/analysis_spec.lua"
+  spec/reads_spec.lua spec/many_spec.lua spec/query_spec.lua spec/analysis_spec.lua
+  spec/fault_matrix_spec.lua"
+named=""
+for a in ${BUSTED_ARGS:-}; do
+  case $a in *_spec.lua) named="$named $a" ;; esac
+done
+[ -n "$named" ] && NGINX_SPECS=$named
 
 in_nginx() {
   dir=$(mktemp -d)

@@ -1,7 +1,7 @@
 --- Content handler of the fake Bland Evals API (LuaJIT under ngx_http_lua: Lua 5.1 code).
 --
--- Endpoints (auth: `authorization: test-key` or `Bearer test-key`; envelope {data, errors};
--- errors {"data":null,"errors":[{"error":CODE,"message":...}]}):
+-- Endpoints (auth: `authorization: KEY` or `Bearer KEY`, KEY one of KEYS below; envelope
+-- {data, errors}; errors {"data":null,"errors":[{"error":CODE,"message":...}]}):
 --   GET /v1/evals/status                        {enabled: true, gate: "evals_enabled", reason: null}
 --   GET /v1/evals/runs                          the run list (5.12): CATALOGUE below, newest first;
 --                                               eval_agent_id, workbench_setup_id, status,
@@ -27,7 +27,7 @@
 --   run-<other>   anything else after "run-" (e.g. "run-a b/c?d"): 3 call results
 --   opaque-<N>    like run-<N>, but call-results cursors are opaque tokens, not item ids
 --   slow<MS>-<N>  like run-<N>, but every call-results page takes MS milliseconds longer
---   fault-*       60 call results and a fault on call-results; see FAULTS below
+--   fault-*       60 call results, and a fault on call-results and agent-results: see Faults
 --   pending-<N> queued-<N> running-<N> partial-<N> failed-<N> cancelled-<N>
 --                 N call results; the run (and call-results' run_status) has that status
 --   cmp-a-<N>, cmp-b-<N>
@@ -49,6 +49,9 @@ local floor = math.floor
 local AGENTS, FAULT_ITEMS, MAX_RUN, MAX_BIG = 3, 60, 5000, 100000
 local SEP = "\31"                       -- joins parts of shared-dict keys
 local NO_AUTH = "\1"                    -- stats marker for a missing authorization header
+-- The keys accepted: the specs' usual one, and a long distinctive one that specs search for in
+-- errors and logs (a short common string would match by chance).
+local KEYS = { ["test-key"] = true, ["bk_FaultMatrix_Q7vX2mK9pL4wZ8nR3tY6sJ1"] = true }
 
 local FAULTS = {}
 for name in ([[fault-429 fault-503-once fault-500-forever fault-reset fault-truncated
@@ -491,7 +494,7 @@ local function run_object(run_id, run, status, thirds, list)
   return object(flat)
 end
 
-local function ok(data) return send(200, json(object { "data", data, "errors", NULL })) end
+local function ok(data) send(200, json(object { "data", data, "errors", NULL })) end
 
 ---------------------------------------------------------------------------------------------
 -- GET /v1/evals/runs
@@ -575,9 +578,83 @@ local function runs_list(args)
 end
 
 ---------------------------------------------------------------------------------------------
--- GET call-results
+-- Faults: the fault-* runs' call-results and agent-results, both paged lists, break alike.
+-- Most act on "page 2": every request with starting_after, some only once per (run, cursor).
+-- fault-deep, fault-big and fault-no-cursor act on the first page (no cursor at all), and
+-- fault-not-envelope on every request.
 
 local PAD = ("Padding that makes this page about 3 MB, to exercise a client's body size cap. ")
+
+-- Before the page is made: sends the fault's answer and returns true, or returns nothing
+-- (fault-slow has waited; fault-repeat-id has moved p back to repeat the cursor's item).
+local function fault_before(run_id, f, p)
+  local sa = p.sa
+  if f == "fault-not-envelope" then
+    send(200, '[{"id":"not-an-envelope"}]')
+    return true
+  end
+  if sa ~= nil then
+    if f == "fault-429" and once(run_id, sa) then
+      ngx.header["Retry-After"] = "1"
+      fail(429, "RATE_LIMITED", "Too many requests, retry after 1 second")
+      return true
+    elseif f == "fault-503-once" and once(run_id, sa) then
+      fail(503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable")
+      return true
+    elseif f == "fault-500-forever" then
+      fail(500, "INTERNAL_SERVER_ERROR", "Internal server error")
+      return true
+    elseif f == "fault-html502" and once(run_id, sa) then
+      send(502, "<html><head><title>502 Bad Gateway</title></head><body><center>"
+        .. "<h1>502 Bad Gateway</h1></center><hr><center>cloudflare</center></body></html>\n",
+        "text/html")
+      return true
+    elseif f == "fault-slow" then
+      ngx.sleep(3)
+    elseif f == "fault-repeat-id" then
+      p.at = p.at - 1
+    end
+  elseif p.eb == nil and f == "fault-deep" then
+    send(200, '{"data":{"object":"list","data":' .. ("["):rep(2000) .. ("]"):rep(2000)
+      .. ',"has_more":false,"next_cursor":null},"errors":null}')
+    return true
+  end
+end
+
+-- has_more and next_cursor as the fault leaves them; "@NULL@" for fault_after to make null.
+local function fault_cursor(f, p, has_more, next_cursor)
+  if p.sa ~= nil and f == "fault-stuck-cursor" then return true, p.sa end
+  if p.sa == nil and p.eb == nil and f == "fault-no-cursor" then return true, "@NULL@" end
+  return has_more, next_cursor
+end
+
+-- Sends the made page (text, value: pagegen's) as the fault has it. what names the items in
+-- fault-errors-200's message; pad is the item field that fault-big fills.
+local function fault_after(run_id, f, p, text, value, what, pad)
+  local later = p.sa ~= nil
+  if not later and p.eb == nil and f == "fault-no-cursor" then
+    text = text:gsub('"next_cursor":"@NULL@"', '"next_cursor":null', 1)
+  end
+  if later and (f == "fault-reset" and once(run_id, p.sa) or f == "fault-truncated") then
+    return send_cut(text)
+  elseif later and f == "fault-truncated-json" then
+    return send(200, text:sub(1, math.floor(#text / 2)))
+  elseif later and f == "fault-errors-200" then
+    -- items have no "errors" key, so the first match is the envelope's
+    text = text:gsub('"errors":null', '"errors":[{"error":"PARTIAL_FAILURE",'
+      .. '"message":"Some ' .. what .. ' could not be loaded"}]', 1)
+  elseif not later and p.eb == nil and f == "fault-big" then
+    local items = value.data.data
+    local per_item = math.ceil(3e6 / math.max(#items, 1))
+    local fill = PAD:rep(math.ceil(per_item / #PAD)):sub(1, per_item)
+    for _, item in ipairs(items) do item[pad] = fill end
+    text = json(value)                    -- nulls in value are pagegen.null
+  end
+  return send(200, text)
+end
+
+---------------------------------------------------------------------------------------------
+-- GET call-results
 
 local function call_results(run_id, run, args)
   if run.delay then
@@ -595,41 +672,16 @@ local function call_results(run_id, run, args)
 
   local p, code, message = paging(args, function(cursor) return cursor_index(run, cursor) end)
   if not p then return fail(400, code, message) end
-  local sa, eb = p.sa, p.eb
-
-  -- Faults act on "page 2": every request with starting_after; some only once per cursor.
-  local f, later = run.fault, sa ~= nil
-  if f == "fault-not-envelope" then return send(200, '[{"id":"not-an-envelope"}]') end
-  if later then
-    if f == "fault-429" and once(run_id, sa) then
-      ngx.header["Retry-After"] = "1"
-      return fail(429, "RATE_LIMITED", "Too many requests, retry after 1 second")
-    elseif f == "fault-503-once" and once(run_id, sa) then
-      return fail(503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable")
-    elseif f == "fault-500-forever" then
-      return fail(500, "INTERNAL_SERVER_ERROR", "Internal server error")
-    elseif f == "fault-html502" and once(run_id, sa) then
-      return send(502, "<html><head><title>502 Bad Gateway</title></head><body><center>"
-        .. "<h1>502 Bad Gateway</h1></center><hr><center>cloudflare</center></body></html>\n",
-        "text/html")
-    elseif f == "fault-slow" then
-      ngx.sleep(3)
-    end
-  elseif eb == nil and f == "fault-deep" then
-    return send(200, '{"data":{"object":"list","data":' .. ("["):rep(2000) .. ("]"):rep(2000)
-      .. ',"has_more":false,"next_cursor":null},"errors":null}')
-  end
+  local f = run.fault
+  if f and fault_before(run_id, f, p) then return end
 
   -- The slice: items first .. first+count-1 (1-based run indexes); see window().
-  if later and f == "fault-repeat-id" then p.at = p.at - 1 end   -- repeats the cursor item
   local first, count, has_more = window(p, run.n)
   local next_cursor
-  if has_more and (eb ~= nil or run.opaque) then
-    next_cursor = cursor_of(run, eb ~= nil and first or first + count - 1)
+  if has_more and (p.eb ~= nil or run.opaque) then
+    next_cursor = cursor_of(run, p.eb ~= nil and first or first + count - 1)
   end   -- (otherwise pagegen writes the last item's id when has_more, else null)
-  if later and f == "fault-stuck-cursor" then has_more, next_cursor = true, sa end
-  local no_cursor = not later and eb == nil and f == "fault-no-cursor"
-  if no_cursor then has_more, next_cursor = true, "@NULL@" end
+  if f then has_more, next_cursor = fault_cursor(f, p, has_more, next_cursor) end
 
   -- slow runs serve concurrency tests: their pages are made once per worker, so that
   -- the only cost the server adds is the delay
@@ -645,22 +697,7 @@ local function call_results(run_id, run, args)
     }))
     if key then page_cache[key] = text end
   end
-  if no_cursor then text = text:gsub('"next_cursor":"@NULL@"', '"next_cursor":null', 1) end
-
-  if later and (f == "fault-reset" and once(run_id, sa) or f == "fault-truncated") then
-    return send_cut(text)
-  elseif later and f == "fault-truncated-json" then
-    return send(200, text:sub(1, math.floor(#text / 2)))
-  elseif later and f == "fault-errors-200" then
-    -- items have no "errors" key, so the first match is the envelope's
-    text = text:gsub('"errors":null', '"errors":[{"error":"PARTIAL_FAILURE",'
-      .. '"message":"Some call results could not be loaded"}]', 1)
-  elseif not later and eb == nil and f == "fault-big" then
-    local per_item = math.ceil(3e6 / math.max(count, 1))
-    local pad = PAD:rep(math.ceil(per_item / #PAD)):sub(1, per_item)
-    for _, item in ipairs(value.data.data) do item.call_display_name = pad end
-    text = json(value)                    -- nulls in value are pagegen.null
-  end
+  if f then return fault_after(run_id, f, p, text, value, "call results", "call_display_name") end
   return send(200, text)
 end
 
@@ -671,9 +708,12 @@ local function agent_results(run_id, run, args)
   local d = digest(run)
   local p, code, message = paging(args, function(cursor) return d.result_pos[cursor] end)
   if not p then return fail(400, code, message) end
+  local f = run.fault
+  if f and fault_before(run_id, f, p) then return end
   local first, n, has_more = window(p, #d.results)
   local next_cursor                     -- default: the last item's id when has_more
   if has_more and p.eb ~= nil then next_cursor = d.results[first] end
+  if f then has_more, next_cursor = fault_cursor(f, p, has_more, next_cursor) end
   local opts = gen(run, { run_id = run_id, agents = AGENTS, count = 0, has_more = has_more,
     next_cursor = next_cursor })
   if n > 0 then
@@ -681,7 +721,9 @@ local function agent_results(run_id, run, args)
     opts.after_index, opts.count = c1 - 1, c2 - c1 + 1
     opts.skip, opts.limit = first - 1 - d.before[c1], n
   end
-  return send(200, (pagegen.agent_results_page(opts)))
+  local text, value = pagegen.agent_results_page(opts)
+  if f then return fault_after(run_id, f, p, text, value, "agent results", "reasoning_md") end
+  return send(200, text)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -710,7 +752,7 @@ function M.handle()
   elseif path == "/v1/evals/status" or path == "/v1/evals/runs" then record(path) end
 
   local auth = ngx.var.http_authorization
-  if auth ~= "test-key" and auth ~= "Bearer test-key" then
+  if not (auth and (KEYS[auth] or KEYS[auth:match("^Bearer (.*)$") or ""])) then
     return fail(401, "AUTH_FAILURE", "Unauthorized")
   end
   if ngx.req.get_method() ~= "GET" then
