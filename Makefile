@@ -10,8 +10,8 @@
 #   make bench           bench/run.sh: every figure against its anchor (P1-P5), one table
 #   make valgrind        every spec that loads the C core, under valgrind (Lua 5.4)
 #   make sanitize        the whole suite (Lua 5.4) against an ASan + UBSan build (build/sanitize/)
-#   make gc-torture      the suite with the collector run before each allocating call of the
-#                        core: Lua 5.4 under ASan + UBSan, and LuaJIT
+#   make gc-torture      the specs that drive the core, with the collector run before each
+#                        allocating call of the core: Lua 5.4 under ASan + UBSan, and LuaJIT
 #   make fuzz            libFuzzer targets (spec/fuzz/, clang + ASan/UBSan), each run for
 #                        FUZZ_SECONDS (default 135: about 10 minutes in all; 10 for a smoke run)
 
